@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs every server and tool the tests, the demo and the benchmark need,
+# into a cache directory so that a second run costs nothing. It is idempotent:
+# a tool already present at the pinned version is not rebuilt.
+#
+#   GBC_TOOLS   where tools go (default: $HOME/.cache/gbc-tools)
+#
+# Prints the bin directory to add to PATH on its last line.
+set -euo pipefail
+
+TOOLS=${GBC_TOOLS:-$HOME/.cache/gbc-tools}
+BIN=$TOOLS/bin
+mkdir -p "$BIN"
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+FAKEGCS_VERSION=v1.56.1
+STATICCHECK_VERSION=v0.8.2
+AZURITE_VERSION=3.37.0
+
+log() { echo "test-deps: $*" >&2; }
+
+# PostgreSQL 15 server and client tools (pg_verifybackup, pg_amcheck, pgbench).
+need_apt=()
+command -v pg_config >/dev/null 2>&1 || need_apt+=(postgresql-15 postgresql-client-15)
+if command -v pg_config >/dev/null 2>&1; then
+  pgbin=$(pg_config --bindir)
+  [ -x "$pgbin/initdb" ] || need_apt+=(postgresql-15)
+  [ -x "$pgbin/pgbench" ] || need_apt+=(postgresql-contrib)
+fi
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v sudo >/dev/null 2>&1 || true
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing ${need_apt[*]} with apt-get"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
+  else
+    log "missing ${need_apt[*]}: install them with apt-get (needs root)"; exit 1
+  fi
+fi
+
+stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$TOOLS/$1.version" 2>/dev/null)" = "$2" ]; }
+go_tool() { # name module version
+  if stamp_ok "$1" "$3"; then return 0; fi
+  log "building $1 $3 (cached in $BIN afterwards)"
+  GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$2@$3" >&2
+  echo "$3" > "$TOOLS/$1.version"
+}
+
+go_tool minio github.com/minio/minio "$MINIO_VERSION" &
+p1=$!
+go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" &
+p2=$!
+go_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" &
+p3=$!
+
+if ! stamp_ok azurite-blob "$AZURITE_VERSION"; then
+  log "installing azurite $AZURITE_VERSION with npm"
+  mkdir -p "$TOOLS/azurite"
+  (cd "$TOOLS/azurite" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >&2)
+  ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$BIN/azurite-blob"
+  echo "$AZURITE_VERSION" > "$TOOLS/azurite-blob.version"
+fi
+
+fail=0
+for p in $p1 $p2 $p3; do wait "$p" || fail=1; done
+[ $fail = 0 ] || { log "a tool failed to build"; exit 1; }
+echo "$BIN"
