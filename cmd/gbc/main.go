@@ -1,0 +1,24 @@
+// Command gbc is the multi-call binary behind every gbc-* command: it runs
+// the command named by the link it was started through (gbc-wal-archive,
+// gbc-backup, ...) or by its first argument (gbc wal-archive ...).
+//
+// One binary instead of one per command: the three cloud SDKs make every
+// binary about the same size, so separate binaries would multiply the
+// release size without making any of them start faster.
+package main
+
+import (
+	"os"
+
+	"github.com/gbc-backup/gbc/cmd/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Run(commands(), os.Args))
+}
+
+// commands lists every gbc-* command. Each lives in its own package under
+// cmd/internal and returns its *cli.Command.
+func commands() []*cli.Command {
+	return []*cli.Command{}
+}

@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// Version and Commit are set at link time (-ldflags -X) by make and goreleaser.
+var (
+	Version = "dev"
+	Commit  = "none"
+)
+
+// Command is one gbc-* program.
+type Command struct {
+	Name        string // program name, e.g. "gbc-wal-archive"
+	Usage       string // one line: what it does
+	ArgsUsage   string // e.g. "STORE_URL SERVER_NAME WAL_PATH"
+	Description string // the longer help, with examples
+	MinArgs     int
+	MaxArgs     int // -1: no upper bound
+	Flags       []ucli.Flag
+	// Action does the work. Errors are printed as one line and mapped to an
+	// exit code by CodeOf; wrap them with Exit to choose the code.
+	Action func(ctx context.Context, e *Env) error
+	// ExitCode lets a command override the mapping of its errors, as
+	// gbc-wal-restore does to keep "absent" apart from "unreachable".
+	ExitCode func(err error) int
+}
+
+// Env is what an Action gets: parsed flags, positional arguments, output.
+type Env struct {
+	*ucli.Context
+	Name   string
+	Args   []string
+	Stdout io.Writer
+	Log    *Logger
+}
+
+// Run dispatches on the program name (argv[0] is gbc-<cmd> through a link) or,
+// for the plain gbc binary, on the first argument, and returns the exit code.
+func Run(cmds []*Command, argv []string) int {
+	name := filepath.Base(argv[0])
+	if !strings.HasPrefix(name, "gbc-") {
+		if len(argv) < 2 || argv[1] == "-h" || argv[1] == "--help" || argv[1] == "help" {
+			printTopHelp(os.Stdout, cmds)
+			return ExitOK
+		}
+		switch argv[1] {
+		case "--list-commands":
+			for _, c := range cmds {
+				fmt.Println(c.Name)
+			}
+			return ExitOK
+		case "--version", "-version", "version":
+			fmt.Printf("gbc %s\n", versionString())
+			return ExitOK
+		}
+		name = argv[1]
+		if !strings.HasPrefix(name, "gbc-") {
+			name = "gbc-" + name
+		}
+		argv = argv[1:]
+	}
+	for _, c := range cmds {
+		if c.Name == name {
+			return c.run(argv)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "gbc: unknown command %q: run \"gbc --help\" for the list\n", name)
+	return ExitUsage
+}
+
+func versionString() string {
+	return fmt.Sprintf("%s (commit %s, %s %s/%s)", Version, Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func printTopHelp(w io.Writer, cmds []*Command) {
+	fmt.Fprintf(w, "gbc %s: PostgreSQL backup and point-in-time recovery to object storage.\n\n", Version)
+	fmt.Fprintln(w, "Commands (run as gbc-<command>, or gbc <command>):")
+	sorted := append([]*Command(nil), cmds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-24s %s\n", c.Name, c.Usage)
+	}
+	fmt.Fprintln(w, "\nEach command has --help with examples.")
+}
+
+func (c *Command) run(argv []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	app := &ucli.App{
+		Name:            c.Name,
+		Usage:           c.Usage,
+		ArgsUsage:       c.ArgsUsage,
+		Description:     c.Description,
+		Version:         versionString(),
+		Flags:           append(append([]ucli.Flag(nil), c.Flags...), verbosityFlags()...),
+		HideHelpCommand: true,
+		// Errors are printed and mapped to exit codes below, in one place,
+		// instead of urfave/cli calling os.Exit on its own.
+		ExitErrHandler: func(*ucli.Context, error) {},
+		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
+			return Exit(ExitUsage, fmt.Errorf("%w (see --help)", err))
+		},
+		Action: func(cc *ucli.Context) error {
+			args := cc.Args().Slice()
+			if len(args) < c.MinArgs || (c.MaxArgs >= 0 && len(args) > c.MaxArgs) {
+				return Usagef("expected arguments %s, got %d (see --help)", c.ArgsUsage, len(args))
+			}
+			e := &Env{Context: cc, Name: c.Name, Args: args, Stdout: os.Stdout, Log: newLogger(os.Stderr, c.Name, cc)}
+			return c.Action(cc.Context, e)
+		},
+	}
+	err := app.RunContext(ctx, argv)
+	if err == nil {
+		return ExitOK
+	}
+	code := CodeOf(err)
+	if c.ExitCode != nil {
+		code = c.ExitCode(err)
+	}
+	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "%s: error: %s\n", c.Name, oneLine(err.Error()))
+	return code
+}
+
+// oneLine keeps an error to one line, since PostgreSQL's log shows an
+// archive or restore command's stderr line by line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
