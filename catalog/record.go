@@ -31,7 +31,9 @@ type Backup struct {
 	Status Status `json:"status"`
 	Error  string `json:"error,omitempty"`
 
-	PGVersion        int    `json:"pg_version"` // server_version_num, e.g. 150018
+	PGVersion int `json:"pg_version"` // server_version_num, e.g. 150018
+	// PGVersionString is the server's version for people, e.g. "15.18".
+	PGVersionString  string `json:"pg_version_string,omitempty"`
 	SystemIdentifier string `json:"system_identifier"`
 	Timeline         uint32 `json:"timeline"`
 	WALSegmentSize   int64  `json:"wal_segment_size"`
@@ -45,10 +47,15 @@ type Backup struct {
 
 	Method      string `json:"method"`      // local, stream, snapshot
 	Compression string `json:"compression"` // codec name
-	Encryption  string `json:"encryption,omitempty"`
+	// CompressionLevel is --compression-level; 0 is the codec's fast default.
+	CompressionLevel int    `json:"compression_level,omitempty"`
+	Encryption       string `json:"encryption,omitempty"`
 
 	DataSize   int64 `json:"data_size"`   // bytes read from PostgreSQL
 	StoredSize int64 `json:"stored_size"` // bytes stored, all parts and the manifest
+	// Files counts the regular files in the backup (backup_label,
+	// tablespace_map and pg_control included), as listed in the manifest.
+	Files int64 `json:"files,omitempty"`
 
 	Parts       []Part       `json:"parts"`
 	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
@@ -57,6 +64,28 @@ type Backup struct {
 	TablespaceMap string `json:"tablespace_map,omitempty"`
 	// ManifestKey is the stored PostgreSQL-format backup_manifest.
 	ManifestKey string `json:"manifest_key,omitempty"`
+	// ManifestSHA256 (hex) and ManifestStoredSize describe the stored
+	// manifest object's bytes, so that restore verifies it like a part.
+	ManifestSHA256     string `json:"manifest_sha256,omitempty"`
+	ManifestStoredSize int64  `json:"manifest_stored_size,omitempty"`
+
+	// Label is the label given to pg_backup_start or BASE_BACKUP; it is
+	// also the LABEL line of BackupLabel.
+	Label string `json:"label,omitempty"`
+	// DataDirectory is the server's data_directory at backup time (empty
+	// for --method stream when the role may not read it).
+	DataDirectory string `json:"data_directory,omitempty"`
+	// FromStandby is true when the backup was taken from a standby.
+	FromStandby bool `json:"from_standby,omitempty"`
+	// Host is the name of the machine gbc-backup ran on, and GBCVersion
+	// the gbc release that wrote the record: both help when an operator
+	// investigates a STARTED or FAILED record.
+	Host       string `json:"host,omitempty"`
+	GBCVersion string `json:"gbc_version,omitempty"`
+	// Heartbeat is refreshed in STARTED records while the backup runs, so
+	// that retention can tell a long backup that is still alive from one
+	// whose process died (see the package documentation).
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 
 	Keep     string            `json:"keep,omitempty"` // "", KeepFull or KeepStandalone
 	Tags     map[string]string `json:"tags,omitempty"`
@@ -67,7 +96,7 @@ type Backup struct {
 
 // Part is one stored tar archive of a backup.
 type Part struct {
-	Key        string `json:"key"`         // relative to the server's root
+	Key        string `json:"key"`         // the object's key in the store, as Layout.PartKey names it
 	Tablespace string `json:"tablespace"`  // "" for PGDATA, else the tablespace OID
 	Size       int64  `json:"size"`        // uncompressed tar bytes
 	StoredSize int64  `json:"stored_size"` // bytes stored
