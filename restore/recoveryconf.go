@@ -1,0 +1,108 @@
+package restore
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RecoveryConfig is what gbc-restore appends to postgresql.auto.conf so that
+// the restored cluster fetches its WAL from the store and stops at the
+// target. It never holds credentials: PostgreSQL's environment provides them
+// to gbc-wal-restore the same way the SDKs find them for every gbc command.
+type RecoveryConfig struct {
+	// WALRestore is the command prefix that fetches one WAL file, e.g. the
+	// absolute path of gbc-wal-restore; it is written as given, so an
+	// operator override may carry its own options.
+	WALRestore string
+	// StoreArgs are the non-secret store options gbc-restore itself was
+	// given (e.g. --endpoint-url URL), passed on so that recovery reads the
+	// same store.
+	StoreArgs []string
+	StoreURL  string
+	Server    string
+	Target    Target
+	// DisableArchiving adds archive_mode = off, so that a copy restored for
+	// a test cannot push a new timeline into the original's archive.
+	DisableArchiving bool
+	// BackupID and Now only annotate the written block.
+	BackupID string
+	Now      time.Time
+}
+
+// RestoreCommand renders restore_command's value: each argument quoted for
+// the shell PostgreSQL runs it with, and every literal % doubled because
+// PostgreSQL expands %f, %p, %r and %% in it.
+func (c RecoveryConfig) RestoreCommand() string {
+	words := []string{c.WALRestore}
+	for _, a := range append(append([]string(nil), c.StoreArgs...), c.StoreURL, c.Server) {
+		words = append(words, strings.ReplaceAll(shellQuote(a), "%", "%%"))
+	}
+	return strings.Join(append(words, "%f", "%p"), " ")
+}
+
+// Settings are the recovery settings in the order they are written.
+func (c RecoveryConfig) Settings() [][2]string {
+	s := [][2]string{{"restore_command", c.RestoreCommand()}}
+	t := c.Target
+	switch t.Kind() {
+	case "time":
+		s = append(s, [2]string{"recovery_target_time", FormatTime(t.Time)})
+	case "lsn":
+		s = append(s, [2]string{"recovery_target_lsn", t.LSN.String()})
+	case "xid":
+		s = append(s, [2]string{"recovery_target_xid", t.XID})
+	case "name":
+		s = append(s, [2]string{"recovery_target_name", t.Name})
+	case "immediate":
+		s = append(s, [2]string{"recovery_target", "immediate"})
+	}
+	if t.Inclusive != nil {
+		s = append(s, [2]string{"recovery_target_inclusive", fmt.Sprint(*t.Inclusive)})
+	}
+	if t.Timeline != "" {
+		s = append(s, [2]string{"recovery_target_timeline", t.Timeline})
+	}
+	if t.Action != "" {
+		s = append(s, [2]string{"recovery_target_action", t.Action})
+	}
+	if c.DisableArchiving {
+		s = append(s, [2]string{"archive_mode", "off"})
+	}
+	return s
+}
+
+// Render is the block appended to postgresql.auto.conf. Later lines win in
+// PostgreSQL's configuration files, so appending overrides any recovery
+// setting the original server had without editing its lines.
+func (c RecoveryConfig) Render() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# Recovery settings added by gbc-restore at %s from backup %s.\n",
+		c.Now.UTC().Format(time.RFC3339), oneLineComment(c.BackupID))
+	b.WriteString("# Store credentials come from the server's environment, never from this file.\n")
+	for _, kv := range c.Settings() {
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], confQuote(kv[1]))
+	}
+	return b.String()
+}
+
+// confQuote quotes a value for postgresql.conf: single quotes, with an
+// embedded quote doubled and backslashes escaped, since the file's parser
+// treats a backslash as an escape inside quotes.
+func confQuote(v string) string {
+	v = strings.ReplaceAll(v, `\`, `\\`)
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// shellQuote returns s unchanged when the shell would read it as one word
+// anyway, and single-quoted otherwise, so the common command stays readable.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func oneLineComment(s string) string { return strings.Join(strings.Fields(s), " ") }
