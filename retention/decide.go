@@ -1,0 +1,377 @@
+package retention
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+)
+
+// Entry is one backup prefix, base/<id>/, as retention sees it: its record
+// and a summary of the objects stored under it. The caller builds entries
+// from one listing of the server's base/ prefix (so memory grows with the
+// number of backups, not with the number of parts) and one Load per record.
+type Entry struct {
+	ID string
+	// Record is nil when base/<id>/ holds objects but no backup.json: the
+	// leftovers of a crash, or of a deletion interrupted after its first
+	// step (the record is always deleted first).
+	Record *catalog.Backup
+	// RecordErr is set when backup.json exists but cannot be read (damaged,
+	// or written by a newer gbc). Nothing is known about such a backup, so
+	// it is never deleted and no WAL is deleted while it exists.
+	RecordErr error
+
+	Objects      int       // objects under base/<id>/, the record included
+	Bytes        int64     // their total size
+	LastModified time.Time // the newest of them
+}
+
+// LastActivity is the last sign of life of the backup: its newest object,
+// or a time written in its record. A running gbc-backup refreshes the
+// record's Heartbeat and keeps uploading parts, so both move while it lives.
+func (e Entry) LastActivity() time.Time {
+	t := e.LastModified
+	if r := e.Record; r != nil {
+		for _, u := range []time.Time{r.BeginTime, r.EndTime, r.Heartbeat} {
+			if u.After(t) {
+				t = u
+			}
+		}
+	}
+	return t
+}
+
+// Input is everything a retention decision depends on. Decide does no I/O
+// and reads no clock: the same Input always gives the same Plan.
+type Input struct {
+	Entries []Entry
+	// Policy, when not nil, makes the backups it does not retain obsolete.
+	Policy *Policy
+	// Target, when not empty, is the id, name, "latest" or "oldest" of one
+	// backup to delete.
+	Target string
+	// MinRedundancy is the number of DONE, not kept, backups that must
+	// remain whatever the policy or the target says.
+	MinRedundancy int
+	// OrphanAge is how long a FAILED backup, a STARTED backup without sign
+	// of life, or objects without a record are left alone before they are
+	// cleaned up. It must be positive: a running backup is only told apart
+	// from a dead one by its age.
+	OrphanAge time.Duration
+	Now       time.Time
+}
+
+// Deletion is one backup prefix to delete, and why.
+type Deletion struct {
+	Entry
+	Reason string
+}
+
+// Retained is one backup prefix that stays, and why.
+type Retained struct {
+	Entry
+	Reason string
+}
+
+// Plan is the outcome of Decide.
+type Plan struct {
+	// Delete lists the backup prefixes to delete, oldest first.
+	Delete []Deletion
+	// Retain lists every other prefix, newest first, with the reason it
+	// stays, for --dry-run and -v.
+	Retain []Retained
+	// WAL tells which archived WAL objects are obsolete once the backups
+	// in Delete are gone.
+	WAL *WALFilter
+	// Notes are things the operator should know: a policy held back by
+	// minimum redundancy, WAL deletion switched off, and so on.
+	Notes []string
+}
+
+// Errors of Decide. Commands map ErrRefused to a "refused to protect data"
+// exit code and ErrUnknownBackup to "not found".
+var (
+	ErrRefused       = errors.New("refused")
+	ErrUnknownBackup = errors.New("unknown backup")
+)
+
+// Reasons, as printed by --dry-run and kept stable for --format json.
+const (
+	ReasonPolicy     = "obsolete under the retention policy"
+	ReasonRequested  = "requested"
+	ReasonFailed     = "FAILED backup"
+	ReasonStale      = "STARTED backup without sign of life"
+	ReasonOrphan     = "objects without a record"
+	ReasonWindow     = "needed by the recovery window"
+	ReasonRedundancy = "within redundancy"
+	ReasonMinimum    = "minimum redundancy"
+	ReasonKeep       = "keep annotation"
+	ReasonInProgress = "backup in progress"
+	ReasonParent     = "parent of a remaining backup"
+	ReasonYoung      = "younger than --orphan-age"
+	ReasonUnreadable = "record unreadable"
+	ReasonUnknown    = "unknown status"
+	ReasonNotAsked   = "not selected"
+)
+
+type verdict struct {
+	doom   bool
+	reason string
+}
+
+// Decide works out which backups go and which WAL becomes obsolete. It is
+// conservative wherever the catalog leaves room for doubt: an unreadable
+// record, an unknown status or keep value, or a backup in progress without a
+// known begin WAL keeps data rather than guessing.
+func Decide(in Input) (*Plan, error) {
+	if in.OrphanAge <= 0 {
+		return nil, fmt.Errorf("orphan age must be positive, got %s", in.OrphanAge)
+	}
+	if in.MinRedundancy < 0 {
+		return nil, fmt.Errorf("minimum redundancy must not be negative, got %d", in.MinRedundancy)
+	}
+	entries := append([]Entry(nil), in.Entries...)
+	sort.Slice(entries, func(i, j int) bool { return newer(entries[i], entries[j]) })
+
+	v := make(map[string]*verdict, len(entries))
+	var notes []string
+	var candidates []Entry // DONE, not kept, newest first: what a policy may delete
+	for _, e := range entries {
+		v[e.ID] = classify(e, in)
+		if e.Record != nil && e.RecordErr == nil && e.Record.Status == catalog.StatusDone && e.Record.Keep == "" {
+			candidates = append(candidates, e)
+		}
+	}
+
+	if in.Target != "" {
+		id, err := resolve(entries, in.Target)
+		if err != nil {
+			return nil, err
+		}
+		if err := requestDeletion(entries, candidates, id, v[id], in.MinRedundancy); err != nil {
+			return nil, err
+		}
+	}
+	if in.Policy != nil {
+		notes = append(notes, applyPolicy(*in.Policy, candidates, v, in)...)
+	}
+	notes = append(notes, protectParents(entries, v)...)
+
+	plan := &Plan{}
+	var remaining, deleted []Entry
+	for i := len(entries) - 1; i >= 0; i-- { // oldest first
+		e := entries[i]
+		if v[e.ID].doom {
+			plan.Delete = append(plan.Delete, Deletion{Entry: e, Reason: v[e.ID].reason})
+			deleted = append(deleted, e)
+		}
+	}
+	for _, e := range entries {
+		if !v[e.ID].doom {
+			plan.Retain = append(plan.Retain, Retained{Entry: e, Reason: v[e.ID].reason})
+			remaining = append(remaining, e)
+		}
+	}
+	plan.WAL = NewWALFilter(remaining, deleted, in.Now, in.OrphanAge)
+	if plan.WAL.Off() != "" {
+		notes = append(notes, "no WAL is deleted: "+plan.WAL.Off())
+	}
+	plan.Notes = notes
+	return plan, nil
+}
+
+// classify gives the verdict that does not depend on the policy: garbage
+// old enough is cleaned, everything else stays until a policy or the target
+// says otherwise.
+func classify(e Entry, in Input) *verdict {
+	old := in.Now.Sub(e.LastActivity()) > in.OrphanAge
+	switch {
+	case e.RecordErr != nil:
+		return &verdict{reason: ReasonUnreadable}
+	case e.Record == nil && old:
+		return &verdict{doom: true, reason: ReasonOrphan}
+	case e.Record == nil:
+		return &verdict{reason: ReasonYoung}
+	}
+	switch e.Record.Status {
+	case catalog.StatusDone:
+		if e.Record.Keep != "" {
+			return &verdict{reason: ReasonKeep + " " + e.Record.Keep}
+		}
+		return &verdict{reason: ReasonNotAsked}
+	case catalog.StatusFailed:
+		if old {
+			return &verdict{doom: true, reason: ReasonFailed}
+		}
+		return &verdict{reason: ReasonYoung}
+	case catalog.StatusStarted:
+		if old {
+			return &verdict{doom: true, reason: ReasonStale}
+		}
+		return &verdict{reason: ReasonInProgress}
+	}
+	return &verdict{reason: ReasonUnknown}
+}
+
+// requestDeletion marks the target for deletion, or refuses.
+func requestDeletion(entries, candidates []Entry, id string, v *verdict, minRedundancy int) error {
+	var e Entry
+	for _, x := range entries {
+		if x.ID == id {
+			e = x
+		}
+	}
+	r := e.Record
+	switch {
+	case v.doom:
+		// Garbage (FAILED, dead STARTED, orphan objects): deleting it
+		// cannot harm anything, so the request is simply honoured.
+		v.reason = ReasonRequested + ", " + v.reason
+		return nil
+	case e.RecordErr != nil:
+		return fmt.Errorf("%w to delete backup %s: its record cannot be read (%v); inspect base/%s/ in the store by hand", ErrRefused, id, e.RecordErr, id)
+	case r == nil:
+		return fmt.Errorf("%w to delete %s: its objects are younger than --orphan-age and may belong to a backup being written or deleted", ErrRefused, id)
+	case r.Status == catalog.StatusStarted:
+		return fmt.Errorf("%w to delete backup %s: it is in progress (STARTED, last sign of life %s); a dead one is cleaned up once older than --orphan-age",
+			ErrRefused, id, e.LastActivity().UTC().Format(time.RFC3339))
+	case r.Status == catalog.StatusFailed:
+		v.doom, v.reason = true, ReasonRequested+", "+ReasonFailed
+		return nil
+	case r.Status != catalog.StatusDone:
+		return fmt.Errorf("%w to delete backup %s: unknown status %q", ErrRefused, id, r.Status)
+	case r.Keep != "":
+		return fmt.Errorf("%w to delete backup %s: it has keep annotation %q; release it first with gbc-backup-keep --release", ErrRefused, id, r.Keep)
+	}
+	for _, x := range entries {
+		if x.Record != nil && x.Record.ParentID == id && x.ID != id {
+			return fmt.Errorf("%w to delete backup %s: backup %s is incremental on top of it; delete that one first", ErrRefused, id, x.ID)
+		}
+	}
+	if len(candidates)-1 < minRedundancy {
+		return fmt.Errorf("%w to delete backup %s: %d DONE backups without keep annotation would remain, below --minimum-redundancy %d",
+			ErrRefused, id, len(candidates)-1, minRedundancy)
+	}
+	v.doom, v.reason = true, ReasonRequested
+	return nil
+}
+
+// applyPolicy dooms the candidates (DONE, not kept, newest first) that the
+// policy does not retain. Kept backups are not candidates, so they neither
+// count toward REDUNDANCY nor end a recovery window: barman's semantics,
+// and the safe side, since it can only retain more.
+func applyPolicy(p Policy, candidates []Entry, v map[string]*verdict, in Input) []string {
+	var notes []string
+	retained := 0
+	windowCovered := false // RecoveryWindow: a retained backup ends before the window
+	start := p.WindowStart(in.Now)
+	for _, e := range candidates {
+		vv := v[e.ID]
+		if vv.doom { // the target, already decided
+			continue
+		}
+		var keep bool
+		switch p.Kind {
+		case Redundancy:
+			keep, vv.reason = retained < p.Value, ReasonRedundancy
+		case RecoveryWindow:
+			// Newest first: every backup is needed until one that ended
+			// before the window start, which is needed too, since
+			// recovering to the window's first instant starts from it.
+			keep, vv.reason = !windowCovered, ReasonWindow
+			if keep && endedBefore(e.Record, start) {
+				windowCovered = true
+			}
+		}
+		if !keep && retained < in.MinRedundancy {
+			keep, vv.reason = true, ReasonMinimum
+			notes = append(notes, fmt.Sprintf("backup %s is obsolete under %s but kept for --minimum-redundancy %d", e.ID, p, in.MinRedundancy))
+		}
+		if keep {
+			retained++
+			continue
+		}
+		vv.doom, vv.reason = true, ReasonPolicy+" "+p.String()
+	}
+	return notes
+}
+
+// endedBefore tells whether r is known to have ended before t. A record
+// without an end time has not, so the window search goes on to older
+// backups and retains more.
+func endedBefore(r *catalog.Backup, t time.Time) bool {
+	return !r.EndTime.IsZero() && r.EndTime.Before(t)
+}
+
+// protectParents spares every backup that a remaining backup is built on
+// (incremental backups): deleting a parent would make its children
+// unrestorable.
+func protectParents(entries []Entry, v map[string]*verdict) []string {
+	byID := make(map[string]Entry, len(entries))
+	for _, e := range entries {
+		byID[e.ID] = e
+	}
+	var notes []string
+	for changed := true; changed; {
+		changed = false
+		for _, e := range entries {
+			if v[e.ID].doom || e.Record == nil || e.Record.ParentID == "" {
+				continue
+			}
+			p, ok := byID[e.Record.ParentID]
+			if !ok || !v[p.ID].doom {
+				continue
+			}
+			v[p.ID].doom, v[p.ID].reason = false, ReasonParent+" "+e.ID
+			notes = append(notes, fmt.Sprintf("backup %s is kept: backup %s is incremental on top of it", p.ID, e.ID))
+			changed = true
+		}
+	}
+	return notes
+}
+
+// resolve finds the id of the backup ref names: an id, a name, or "latest"
+// and "oldest" among DONE backups. entries is sorted newest first.
+func resolve(entries []Entry, ref string) (string, error) {
+	for _, e := range entries {
+		if e.ID == ref {
+			return e.ID, nil
+		}
+	}
+	var found []string
+	for _, e := range entries {
+		if e.Record != nil && e.Record.Name != "" && e.Record.Name == ref {
+			found = append(found, e.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+	default:
+		return "", fmt.Errorf("%w: name %q is used by several backups (%v); give the id", ErrRefused, ref, found)
+	}
+	if ref == "latest" || ref == "oldest" {
+		var done []string
+		for _, e := range entries {
+			if e.Record != nil && e.RecordErr == nil && e.Record.Status == catalog.StatusDone {
+				done = append(done, e.ID)
+			}
+		}
+		if len(done) > 0 {
+			if ref == "latest" {
+				return done[0], nil
+			}
+			return done[len(done)-1], nil
+		}
+	}
+	return "", fmt.Errorf("%w %q: no backup has this id or name (gbc-backup-list shows them)", ErrUnknownBackup, ref)
+}
+
+// newer orders entries newest first by id. An id is the backup's start
+// time in UTC (20261124T214842Z), so it sorts chronologically, exists for
+// entries without a record too, and gives a total order, as barman does.
+func newer(a, b Entry) bool { return a.ID > b.ID }
