@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/pg"
 )
 
 // Target is a point-in-time recovery target, with PostgreSQL's recovery_target_*
@@ -15,7 +16,7 @@ import (
 // zero Target recovers to the end of the archived WAL.
 type Target struct {
 	Time      time.Time
-	LSN       LSN // 0: none
+	LSN       pg.LSN // 0: none
 	XID       string
 	Name      string
 	Immediate bool
@@ -102,7 +103,7 @@ func (t Target) Reachable(b *catalog.Backup) error {
 			ErrTarget, FormatTime(t.Time), b.ID, FormatTime(b.EndTime))
 	}
 	if t.LSN != 0 && b.EndLSN != "" {
-		end, err := ParseLSN(b.EndLSN)
+		end, err := pg.ParseLSN(b.EndLSN)
 		if err != nil {
 			return fmt.Errorf("backup %s: end LSN: %w", b.ID, err)
 		}
@@ -125,7 +126,7 @@ func (t Target) Before(b *catalog.Backup) bool {
 	case !t.Time.IsZero():
 		return !b.EndTime.IsZero() && !b.EndTime.After(t.Time)
 	case t.LSN != 0:
-		end, err := ParseLSN(b.EndLSN)
+		end, err := pg.ParseLSN(b.EndLSN)
 		return err == nil && end <= t.LSN
 	}
 	return true
@@ -163,23 +164,3 @@ func ParseTime(s string) (time.Time, error) {
 func FormatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05.000000-07")
 }
-
-// LSN is a WAL location. pg owns the server-side type; restore keeps this
-// small one so that parsing a target needs no PostgreSQL connection code.
-type LSN uint64
-
-// ParseLSN reads "16/B374D848".
-func ParseLSN(s string) (LSN, error) {
-	hi, lo, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok || hi == "" || lo == "" || len(hi) > 8 || len(lo) > 8 {
-		return 0, fmt.Errorf("invalid LSN %q: use the form 16/B374D848", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("invalid LSN %q: use the form 16/B374D848", s)
-	}
-	return LSN(h<<32 | l), nil
-}
-
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64(l)&0xFFFFFFFF) }

@@ -40,18 +40,6 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
-func TestParseLSN(t *testing.T) {
-	l, err := ParseLSN("16/B374D848")
-	if err != nil || l != 0x16B374D848 || l.String() != "16/B374D848" {
-		t.Fatalf("ParseLSN = %v, %v", l, err)
-	}
-	for _, s := range []string{"", "16", "/1", "1/", "g/1", "1/123456789", "-1/2"} {
-		if _, err := ParseLSN(s); err == nil {
-			t.Errorf("ParseLSN(%q) accepted", s)
-		}
-	}
-}
-
 func TestTargetCheck(t *testing.T) {
 	yes := true
 	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

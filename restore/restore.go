@@ -1,0 +1,407 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
+)
+
+// Options of one restore.
+type Options struct {
+	Store  cloud.Store
+	Layout catalog.Layout
+	Backup *catalog.Backup
+	// Dest is the new data directory: missing or empty.
+	Dest string
+	// Relocate maps a tablespace name or OID to a new location; the other
+	// tablespaces go back where they were.
+	Relocate map[string]string
+	// Jobs is how many parts are restored at once.
+	Jobs int
+	// Recovery is written into Dest unless nil (--no-recovery-config).
+	Recovery *RecoveryConfig
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Result says what a restore did.
+type Result struct {
+	Files       int64
+	Bytes       int64 // file contents written
+	StoredBytes int64 // bytes downloaded
+	Tablespaces []Placement
+	// Write is the time to download, verify and write every part, Sync the
+	// time to make it durable.
+	Write, Sync time.Duration
+}
+
+// Placement is where a tablespace was restored.
+type Placement struct {
+	OID, Name, Location string
+	Relocated           bool
+}
+
+// Names inside the data directory that restore reads or writes.
+const (
+	controlFile    = "global/pg_control"
+	heldControl    = "global/pg_control.gbc-restore-incomplete"
+	tablespaceMap  = "tablespace_map"
+	manifestName   = "backup_manifest"
+	autoConf       = "postgresql.auto.conf"
+	recoverySignal = "recovery.signal"
+)
+
+// emptyDirs must exist for PostgreSQL to start. A backup holds them as
+// empty directories already (their contents are skipped, not the
+// directories); creating them again costs nothing and covers a backup made
+// by a tool that left them out.
+var emptyDirs = []string{
+	"pg_wal/archive_status", "pg_commit_ts", "pg_dynshmem", "pg_logical/mappings",
+	"pg_logical/snapshots", "pg_multixact/members", "pg_multixact/offsets", "pg_notify",
+	"pg_replslot", "pg_serial", "pg_snapshots", "pg_stat", "pg_stat_tmp", "pg_subtrans",
+	"pg_tblspc", "pg_twophase", "pg_xact",
+}
+
+// Run restores o.Backup into o.Dest.
+//
+// On failure the directories may hold some files, and the error says so:
+// global/pg_control is written under another name and renamed only after
+// everything else is durable, so PostgreSQL refuses to start a data
+// directory whose restore did not complete.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	b := o.Backup
+	if b.Status != catalog.StatusDone {
+		return nil, fmt.Errorf("backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
+	}
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	places, err := plan(b, o.Dest, o.Relocate)
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{o.Dest}
+	for _, p := range places {
+		dirs = append(dirs, p.Location)
+	}
+	// Check them all before creating any, so that a refusal leaves
+	// nothing behind.
+	for _, d := range dirs {
+		if err := checkEmpty(d); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := os.Chmod(o.Dest, 0o700); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Tablespaces: places}
+	r := &run{o: o, logf: logf, res: res, roots: map[string]*extractor{}}
+	defer r.close()
+	if err := r.openRoots(places); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := r.restoreParts(ctx); err != nil {
+		return nil, incomplete(o.Dest, err)
+	}
+	if err := r.complete(ctx, places); err != nil {
+		return nil, incomplete(o.Dest, err)
+	}
+	res.Write = time.Since(start)
+	logf("wrote %d files, %s in %s (%s/s); making them durable", res.Files, mib(res.Bytes), res.Write.Round(time.Millisecond), mib(perSecond(res.Bytes, res.Write)))
+
+	start = time.Now()
+	if err := syncTrees(ctx, dirs...); err != nil {
+		return nil, incomplete(o.Dest, err)
+	}
+	// Last: pg_control under its own name, now that everything it
+	// vouches for is on disk, then the directory entry of that rename.
+	if err := r.data.root.Rename(heldControl, controlFile); err != nil {
+		return nil, incomplete(o.Dest, fmt.Errorf("put %s in place: %w", controlFile, err))
+	}
+	if err := fsyncPath(filepath.Join(o.Dest, path.Dir(controlFile))); err != nil {
+		return nil, incomplete(o.Dest, err)
+	}
+	res.Sync = time.Since(start)
+	return res, nil
+}
+
+// incomplete wraps a failure after files were written, so the one line an
+// operator sees says what state the directory is in and what to do.
+func incomplete(dest string, err error) error {
+	return fmt.Errorf("%w; the restore is incomplete and %s is unusable (PostgreSQL will refuse to start it): remove it, and any tablespace directory restored with it, before trying again", err, dest)
+}
+
+// plan decides where each tablespace goes.
+func plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placement, error) {
+	dest = filepath.Clean(dest)
+	used := map[string]bool{}
+	places := make([]Placement, 0, len(b.Tablespaces))
+	known := map[string]bool{}
+	for _, ts := range b.Tablespaces {
+		p := Placement{OID: ts.OID, Name: ts.Name, Location: ts.Location}
+		known[ts.OID], known[ts.Name] = true, true
+		for _, key := range []string{ts.Name, ts.OID} {
+			if loc, ok := relocate[key]; ok && key != "" {
+				p.Location, p.Relocated = loc, true
+			}
+		}
+		if !filepath.IsAbs(p.Location) {
+			return nil, fmt.Errorf("tablespace %s (oid %s): location %q is not absolute: give --tablespace %s:/absolute/path", ts.Name, ts.OID, p.Location, ts.Name)
+		}
+		p.Location = filepath.Clean(p.Location)
+		if p.Location == dest || strings.HasPrefix(p.Location, dest+string(filepath.Separator)) || strings.HasPrefix(dest, p.Location+string(filepath.Separator)) {
+			return nil, fmt.Errorf("tablespace %s: location %s overlaps the data directory %s: relocate it with --tablespace %s:/other/path", ts.Name, p.Location, dest, ts.Name)
+		}
+		if used[p.Location] {
+			return nil, fmt.Errorf("two tablespaces would be restored into %s: relocate one with --tablespace NAME:LOCATION", p.Location)
+		}
+		used[p.Location] = true
+		places = append(places, p)
+	}
+	for key := range relocate {
+		if !known[key] {
+			names := make([]string, 0, len(b.Tablespaces))
+			for _, ts := range b.Tablespaces {
+				names = append(names, ts.Name)
+			}
+			if len(names) == 0 {
+				return nil, fmt.Errorf("--tablespace %s: backup %s has no tablespace besides the data directory", key, b.ID)
+			}
+			return nil, fmt.Errorf("--tablespace %s: backup %s has no such tablespace; it has %s", key, b.ID, strings.Join(names, ", "))
+		}
+	}
+	for _, p := range b.Parts {
+		if p.Tablespace != "" && !known[p.Tablespace] {
+			return nil, fmt.Errorf("backup %s: part %s belongs to tablespace %s, which the record does not describe", b.ID, p.Key, p.Tablespace)
+		}
+	}
+	return places, nil
+}
+
+// checkEmpty refuses a directory that has anything in it: restoring over an
+// existing cluster would mix two clusters' files.
+func checkEmpty(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) > 0 {
+		return &NotEmptyError{Dir: dir}
+	}
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	return nil
+}
+
+// NotEmptyError is the refusal to restore into a directory with files.
+type NotEmptyError struct{ Dir string }
+
+func (e *NotEmptyError) Error() string {
+	return fmt.Sprintf("directory %s exists and is not empty: restore into a new or empty directory", e.Dir)
+}
+
+// run is the state of one restore.
+type run struct {
+	o     Options
+	logf  func(string, ...any)
+	res   *Result
+	data  *extractor
+	roots map[string]*extractor // by tablespace OID; "" is the data directory
+}
+
+func (r *run) openRoots(places []Placement) error {
+	open := func(dir string, held map[string]string) (*extractor, error) {
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, err
+		}
+		return newExtractor(root, held), nil
+	}
+	var err error
+	if r.data, err = open(r.o.Dest, map[string]string{controlFile: heldControl}); err != nil {
+		return err
+	}
+	r.roots[""] = r.data
+	for _, p := range places {
+		if r.roots[p.OID], err = open(p.Location, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) close() {
+	for _, x := range r.roots {
+		x.root.Close()
+	}
+}
+
+// restoreParts downloads, verifies and extracts every part, --jobs at once,
+// the biggest first so that the last part does not run alone.
+func (r *run) restoreParts(ctx context.Context) error {
+	parts := append([]catalog.Part(nil), r.o.Backup.Parts...)
+	sort.SliceStable(parts, func(i, j int) bool { return parts[i].StoredSize > parts[j].StoredSize })
+	jobs := max(r.o.Jobs, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	stats := make([]extractStats, len(parts))
+	for i, p := range parts {
+		g.Go(func() error {
+			st, err := r.restorePart(gctx, p)
+			stats[i] = st
+			return err
+		})
+	}
+	err := g.Wait()
+	for i, st := range stats {
+		r.res.Files += st.Files
+		r.res.Bytes += st.Bytes
+		if err == nil {
+			r.res.StoredBytes += parts[i].StoredSize
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if r.res.Files == 0 {
+		return fmt.Errorf("backup %s has no files in its parts", r.o.Backup.ID)
+	}
+	return nil
+}
+
+// pipeBuffer is the size of each stage's copy buffer: large enough that the
+// stages hand each other few, big chunks.
+const pipeBuffer = 1 << 20
+
+// restorePart streams one part through three stages that run at once, so
+// that one part uses up to three cores: download (hashing the stored
+// bytes), decompression, and extraction (tar and file writes).
+func (r *run) restorePart(ctx context.Context, p catalog.Part) (extractStats, error) {
+	x := r.roots[p.Tablespace]
+	if x == nil {
+		return extractStats{}, fmt.Errorf("part %s: unknown tablespace %s", p.Key, p.Tablespace)
+	}
+	var st extractStats
+	err := r.stream(ctx, p.Key, p.SHA256, p.StoredSize, func(tarStream io.Reader) error {
+		var err error
+		st, err = x.extract(tarStream, make([]byte, pipeBuffer))
+		if err != nil {
+			return err
+		}
+		// The rest (tar's end blocks and padding) must still be read
+		// for the whole object to be hashed.
+		_, err = io.CopyBuffer(io.Discard, tarStream, make([]byte, 64<<10))
+		return err
+	})
+	if err != nil {
+		return st, fmt.Errorf("part %s: %w", p.Key, err)
+	}
+	r.logf("restored part %s: %d files, %s", p.Key, st.Files, mib(st.Bytes))
+	return st, nil
+}
+
+// stream opens key, decompresses it by its extension, and hands the
+// decompressed stream to consume; it fails unless the stored bytes have the
+// expected sha256 and size. consume must read its stream to the end.
+func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, consume func(io.Reader) error) error {
+	if wantSHA == "" {
+		return errors.New("the record has no checksum for it: cannot verify it")
+	}
+	_, codec := compress.SplitKey(key)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body, err := r.o.Store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+
+	var g errgroup.Group
+	h := sha256.New()
+	var stored int64
+	downR, downW := io.Pipe()
+	g.Go(func() error {
+		n, err := io.CopyBuffer(downW, io.TeeReader(body, h), make([]byte, pipeBuffer))
+		stored = n
+		downW.CloseWithError(err)
+		if err != nil {
+			return fmt.Errorf("download: %w", err)
+		}
+		return nil
+	})
+	plainR, plainW := io.Pipe()
+	g.Go(func() error {
+		dec, err := codec.NewReader(downR)
+		if err == nil {
+			_, err = io.CopyBuffer(plainW, dec, make([]byte, pipeBuffer))
+			if cerr := dec.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("decompress (%s): %w", codec.Name(), err)
+		}
+		plainW.CloseWithError(err)
+		// Unblock the download stage when decompression stops early.
+		downR.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		return err
+	})
+	g.Go(func() error {
+		err := consume(plainR)
+		plainR.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if wantSize > 0 && stored != wantSize {
+		return fmt.Errorf("the stored object has %d bytes, the record says %d: the backup in the store is damaged", stored, wantSize)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != wantSHA {
+		return checksumError(sum, wantSHA)
+	}
+	return nil
+}
+
+func checksumError(got, want string) error {
+	return fmt.Errorf("checksum mismatch: the stored bytes have sha256 %s, the record says %s: the backup in the store is damaged", got, want)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func perSecond(n int64, d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(float64(n) / d.Seconds())
+}

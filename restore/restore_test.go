@@ -1,0 +1,445 @@
+package restore
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
+)
+
+// memStore is an in-memory cloud.Store for the engine's unit tests.
+type memStore struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+}
+
+func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
+
+func (m *memStore) Put(_ context.Context, key string, r io.Reader, _ cloud.PutOptions) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.objs[key] = b
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", key, cloud.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (m *memStore) Stat(_ context.Context, key string) (cloud.Attrs, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return cloud.Attrs{}, fmt.Errorf("%s: %w", key, cloud.ErrNotFound)
+	}
+	return cloud.Attrs{Key: key, Size: int64(len(b))}, nil
+}
+
+func (m *memStore) List(_ context.Context, prefix string, fn func(cloud.Attrs) error) error {
+	m.mu.Lock()
+	var keys []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn(cloud.Attrs{Key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memStore) Delete(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		delete(m.objs, k)
+	}
+	return nil
+}
+
+func (m *memStore) Close() error { return nil }
+
+type entry struct {
+	name, link string
+	body       string
+	dir        bool
+	mode       int64
+}
+
+var mtime = time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
+
+func makeTar(t *testing.T, entries []entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: mtime, Typeflag: tar.TypeReg, Size: int64(len(e.body))}
+		if h.Mode == 0 {
+			h.Mode = 0o600
+		}
+		switch {
+		case e.dir:
+			h.Typeflag, h.Size, h.Mode = tar.TypeDir, 0, 0o700
+		case e.link != "":
+			h.Typeflag, h.Size, h.Linkname = tar.TypeSymlink, 0, e.link
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zst(t *testing.T, data []byte) []byte {
+	t.Helper()
+	c, _ := compress.Lookup("zstd")
+	var out bytes.Buffer
+	w, err := c.NewWriter(&out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// manifestFor renders a PostgreSQL-format backup_manifest of files.
+func manifestFor(files map[string]string) []byte {
+	var b strings.Builder
+	b.WriteString("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n")
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		sum, _ := fileChecksum("CRC32C", []byte(files[n]))
+		fmt.Fprintf(&b, `{ "Path": %q, "Size": %d, "Last-Modified": "2026-11-24 21:00:00 GMT", "Checksum-Algorithm": "CRC32C", "Checksum": %q }`, n, len(files[n]), sum)
+		if i < len(names)-1 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n")
+	body := b.String()
+	return []byte(fmt.Sprintf("%s\"Manifest-Checksum\": \"%s\"}\n", body, sha([]byte(body))))
+}
+
+type fixture struct {
+	store  *memStore
+	layout catalog.Layout
+	backup *catalog.Backup
+}
+
+// newFixture stores a backup with a data part split in two and one
+// tablespace part.
+func newFixture(t *testing.T, tsLocation string) *fixture {
+	t.Helper()
+	f := &fixture{store: newMemStore(), layout: catalog.Layout{Server: "main"}}
+	tsMap := "16384 " + tsLocation + "\n"
+	files := map[string]string{
+		"backup_label":                    "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n",
+		"tablespace_map":                  tsMap,
+		"global/pg_control":               "control",
+		"base/1/1259":                     strings.Repeat("x", 100000),
+		"postgresql.auto.conf":            "# Do not edit\n",
+		"pg_tblspc/16384/PG_15_1/5/16385": "tsdata",
+	}
+	parts := [][]entry{
+		{{name: "base", dir: true}, {name: "base/1", dir: true}, {name: "base/1/1259", body: files["base/1/1259"], mode: 0o640}},
+		{{name: "global/", dir: true}, {name: "global/pg_control", body: files["global/pg_control"]},
+			{name: "backup_label", body: files["backup_label"]}, {name: "tablespace_map", body: tsMap},
+			{name: "postgresql.auto.conf", body: files["postgresql.auto.conf"]},
+			{name: "pg_wal", dir: true}, {name: "pg_tblspc", dir: true}},
+	}
+	id := "20261124T210000Z"
+	b := &catalog.Backup{
+		Format: 1, ID: id, Server: "main", Status: catalog.StatusDone,
+		Tablespaces: []catalog.Tablespace{{OID: "16384", Name: "ts1", Location: tsLocation}},
+	}
+	for i, p := range parts {
+		stored := zst(t, makeTar(t, p))
+		key := f.layout.PartKey(id, "", i, "zst")
+		f.store.objs[key] = stored
+		b.Parts = append(b.Parts, catalog.Part{Key: key, StoredSize: int64(len(stored)), SHA256: sha(stored)})
+	}
+	stored := zst(t, makeTar(t, []entry{{name: "PG_15_1", dir: true}, {name: "PG_15_1/5/16385", body: "tsdata"}}))
+	key := f.layout.PartKey(id, "16384", 0, "zst")
+	f.store.objs[key] = stored
+	b.Parts = append(b.Parts, catalog.Part{Key: key, Tablespace: "16384", StoredSize: int64(len(stored)), SHA256: sha(stored)})
+
+	man := zst(t, manifestFor(files))
+	b.ManifestKey = f.layout.ManifestKey(id, "zst")
+	b.ManifestSHA256, b.ManifestStoredSize = sha(man), int64(len(man))
+	f.store.objs[b.ManifestKey] = man
+	f.backup = b
+	return f
+}
+
+func (f *fixture) options(dest string) Options {
+	return Options{Store: f.store, Layout: f.layout, Backup: f.backup, Dest: dest, Jobs: 3,
+		Recovery: &RecoveryConfig{WALRestore: "/bin/gbc-wal-restore", StoreURL: "file:///s", Server: "main", BackupID: f.backup.ID}}
+}
+
+func TestRunRelocatesTablespaceAndKeepsManifestValid(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "orig-ts"))
+	dest := filepath.Join(tmp, "data")
+	newTS := filepath.Join(tmp, "new ts")
+	o := f.options(dest)
+	o.Relocate = map[string]string{"ts1": newTS}
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 6 || res.StoredBytes == 0 {
+		t.Errorf("result %+v", res)
+	}
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read(filepath.Join(dest, "global/pg_control")); got != "control" {
+		t.Errorf("pg_control = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dest, heldControl)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("held pg_control left behind: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dest, "base/1/1259"))
+	if err != nil || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("base/1/1259: %v %v %v", fi.Mode(), fi.ModTime(), err)
+	}
+	if got := read(filepath.Join(dest, "pg_tblspc/16384/PG_15_1/5/16385")); got != "tsdata" {
+		t.Errorf("tablespace file through the link = %q", got)
+	}
+	if l, _ := os.Readlink(filepath.Join(dest, "pg_tblspc/16384")); l != newTS {
+		t.Errorf("pg_tblspc/16384 -> %q, want %q", l, newTS)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "orig-ts")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the original tablespace location was written although relocated")
+	}
+	newMap := read(filepath.Join(dest, "tablespace_map"))
+	if newMap != "16384 "+newTS+"\n" {
+		t.Errorf("tablespace_map = %q", newMap)
+	}
+	for _, d := range []string{"pg_wal/archive_status", "pg_replslot", "pg_notify"} {
+		if fi, err := os.Stat(filepath.Join(dest, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if fi, _ := os.Stat(dest); fi.Mode().Perm() != 0o700 {
+		t.Errorf("data directory mode %v", fi.Mode())
+	}
+	if _, err := os.Stat(filepath.Join(dest, "recovery.signal")); err != nil {
+		t.Error(err)
+	}
+	conf := read(filepath.Join(dest, "postgresql.auto.conf"))
+	if !strings.HasPrefix(conf, "# Do not edit\n") || !strings.Contains(conf, "restore_command = '/bin/gbc-wal-restore file:///s main %f %p'") {
+		t.Errorf("postgresql.auto.conf:\n%s", conf)
+	}
+
+	// The restored manifest must describe the rewritten map and carry a
+	// valid checksum, as pg_verifybackup checks it.
+	man := read(filepath.Join(dest, "backup_manifest"))
+	sum, _ := fileChecksum("CRC32C", []byte(newMap))
+	if !strings.Contains(man, fmt.Sprintf(`{ "Path": "tablespace_map", "Size": %d, "Last-Modified": "2026-11-24 21:00:00 GMT", "Checksum-Algorithm": "CRC32C", "Checksum": %q }`+"\n", len(newMap), sum)) {
+		t.Errorf("manifest entry not updated:\n%s", man)
+	}
+	i := strings.LastIndex(strings.TrimSuffix(man, "\n"), "\n")
+	if want := fmt.Sprintf("\"Manifest-Checksum\": \"%s\"}\n", sha([]byte(man[:i+1]))); man[i+1:] != want {
+		t.Errorf("manifest checksum line %q, want %q", man[i+1:], want)
+	}
+}
+
+func TestRunUnrelocatedKeepsManifestBytes(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	o := f.options(filepath.Join(tmp, "data"))
+	o.Recovery = nil
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(tmp, "data", "backup_manifest"))
+	rc, _ := f.store.Get(context.Background(), f.backup.ManifestKey)
+	c, _ := compress.Lookup("zstd")
+	dr, _ := c.NewReader(rc)
+	want, _ := io.ReadAll(dr)
+	if !bytes.Equal(got, want) {
+		t.Error("the manifest changed although no tablespace moved")
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "data", "recovery.signal")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("recovery.signal written with no recovery config")
+	}
+	if l, _ := os.Readlink(filepath.Join(tmp, "data", "pg_tblspc/16384")); l != filepath.Join(tmp, "ts") {
+		t.Errorf("link %q", l)
+	}
+}
+
+func TestRunRefusesNonEmptyDirs(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	dest := filepath.Join(tmp, "data")
+	os.MkdirAll(dest, 0o700)
+	os.WriteFile(filepath.Join(dest, "PG_VERSION"), []byte("15\n"), 0o600)
+	_, err := Run(context.Background(), f.options(dest))
+	var ne *NotEmptyError
+	if !errors.As(err, &ne) {
+		t.Fatalf("want NotEmptyError, got %v", err)
+	}
+	// A non-empty tablespace location is refused before the data
+	// directory is created.
+	os.MkdirAll(filepath.Join(tmp, "ts"), 0o700)
+	os.WriteFile(filepath.Join(tmp, "ts", "x"), nil, 0o600)
+	_, err = Run(context.Background(), f.options(filepath.Join(tmp, "data2")))
+	if !errors.As(err, &ne) || ne.Dir != filepath.Join(tmp, "ts") {
+		t.Fatalf("want NotEmptyError on the tablespace, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "data2")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a refused restore created its data directory")
+	}
+}
+
+func TestRunChecksumMismatch(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	p := f.backup.Parts[1]
+	f.backup.Parts[1].SHA256 = strings.Repeat("0", 64)
+	dest := filepath.Join(tmp, "data")
+	_, err := Run(context.Background(), f.options(dest))
+	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), p.Key) || !strings.Contains(err.Error(), "unusable") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "global/pg_control")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("pg_control in place after a failed restore: PostgreSQL could start it")
+	}
+}
+
+func TestRunTruncatedPart(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	k := f.backup.Parts[0].Key
+	f.store.objs[k] = f.store.objs[k][:len(f.store.objs[k])/2]
+	_, err := Run(context.Background(), f.options(filepath.Join(tmp, "data")))
+	if err == nil || !strings.Contains(err.Error(), k) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestRunUnknownTablespace(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	o := f.options(filepath.Join(tmp, "data"))
+	o.Relocate = map[string]string{"nope": "/x"}
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "ts1") {
+		t.Fatalf("error %v", err)
+	}
+	o.Relocate = map[string]string{"16384": "relative/path"}
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Fatalf("error %v", err)
+	}
+	o.Relocate = map[string]string{"16384": filepath.Join(tmp, "data", "ts")}
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestExtractRejectsEscapes(t *testing.T) {
+	for what, entries := range map[string][]entry{
+		"dot-dot":          {{name: "../evil", body: "x"}},
+		"absolute":         {{name: "/etc/evil", body: "x"}},
+		"nested dot-dot":   {{name: "base/../../evil", body: "x"}},
+		"through symlink":  {{name: "link", link: "/tmp"}, {name: "link/evil", body: "x"}},
+		"relative symlink": {{name: "up", link: "../.."}, {name: "up/evil", body: "x"}},
+		"duplicate file":   {{name: "a", body: "1"}, {name: "a", body: "2"}},
+	} {
+		t.Run(what, func(t *testing.T) {
+			outer := t.TempDir()
+			dir := filepath.Join(outer, "in")
+			os.Mkdir(dir, 0o700)
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			x := newExtractor(root, nil)
+			_, err = x.extract(bytes.NewReader(makeTar(t, entries)), make([]byte, 4096))
+			if err == nil {
+				t.Fatal("extract accepted it")
+			}
+			if _, err := os.Stat(filepath.Join(outer, "evil")); err == nil {
+				t.Fatal("a file was written outside the directory")
+			}
+		})
+	}
+}
+
+func TestEntryName(t *testing.T) {
+	for in, want := range map[string]string{"./base/1": "base/1", "global/": "global", ".": ".", "./": ".", "a//b": "a/b"} {
+		if got, err := entryName(in); err != nil || got != want {
+			t.Errorf("entryName(%q) = %q, %v", in, got, err)
+		}
+	}
+}
+
+func TestRewriteTablespaceMap(t *testing.T) {
+	got, err := rewriteTablespaceMap([]byte("16384 /old/a\\\\b\n16385 /x\n"), []Placement{{OID: "16384", Location: `/new/with\back`}, {OID: "16385", Location: "/x"}})
+	if err != nil || string(got) != "16384 /new/with\\\\back\n16385 /x\n" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if _, err := rewriteTablespaceMap([]byte("99 /a\n"), nil); err == nil {
+		t.Fatal("an unknown OID was accepted")
+	}
+}
+
+func TestFileChecksumCRC32C(t *testing.T) {
+	// CRC32C("123456789") is 0xE3069283; PostgreSQL prints the value's
+	// little-endian bytes.
+	if got, _ := fileChecksum("CRC32C", []byte("123456789")); got != "839206e3" {
+		t.Fatalf("got %s", got)
+	}
+}

@@ -1,0 +1,206 @@
+package restore
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// extractor writes tar streams into one directory tree (the data directory
+// or one tablespace). Several parts of one backup are extracted at once into
+// the same tree, so it is safe for concurrent use.
+//
+// Every name goes through an os.Root: a name with "..", an absolute name, or
+// a path through a symbolic link that leads out of the tree fails instead of
+// writing outside it, whatever the archive holds.
+type extractor struct {
+	root *os.Root
+	// held maps names that must not appear under their own name until the
+	// whole restore is complete to the name they are written under
+	// meanwhile (global/pg_control: without it PostgreSQL refuses to start,
+	// so a restore that failed half-way cannot be started by mistake).
+	held map[string]string
+
+	mu sync.Mutex
+	// dirs remembers each directory's mode and time, applied once every
+	// file is in place: writing into a directory changes its time, and a
+	// read-only mode would stop the writes.
+	dirs map[string]dirAttrs
+}
+
+type dirAttrs struct {
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func newExtractor(root *os.Root, held map[string]string) *extractor {
+	return &extractor{root: root, held: held, dirs: map[string]dirAttrs{}}
+}
+
+// extractStats counts what one stream wrote.
+type extractStats struct {
+	Files int64
+	Bytes int64
+}
+
+// extract writes every entry of the tar stream r, using buf to copy file
+// contents so that memory stays one buffer per stream.
+func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
+	var st extractStats
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return st, nil
+		}
+		if err != nil {
+			return st, fmt.Errorf("read archive: %w", err)
+		}
+		name, err := entryName(h.Name)
+		if err != nil {
+			return st, err
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = x.mkdir(name, h)
+		case tar.TypeReg:
+			var n int64
+			n, err = x.writeFile(name, h, tr, buf)
+			st.Files++
+			st.Bytes += n
+		case tar.TypeSymlink:
+			err = x.symlink(name, h.Linkname)
+		default:
+			// PostgreSQL data directories hold only these three kinds;
+			// anything else (a device, a FIFO, a hard link) did not come
+			// from gbc-backup, and creating it would be unsafe.
+			err = fmt.Errorf("unsupported entry type %q", h.Typeflag)
+		}
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", h.Name, err)
+		}
+	}
+}
+
+// entryName turns an archive name into a local, slash-separated name, and
+// refuses names that would leave the tree before os.Root is even asked.
+func entryName(name string) (string, error) {
+	n := path.Clean(name)
+	if n == "." {
+		return n, nil
+	}
+	if !filepath.IsLocal(n) {
+		return "", fmt.Errorf("unsafe path %q in archive: it would be written outside the restore directory", name)
+	}
+	return n, nil
+}
+
+func (x *extractor) mkdir(name string, h *tar.Header) error {
+	// 0700 while files are written; the archived mode comes at the end.
+	if name != "." {
+		if err := x.root.MkdirAll(name, 0o700); err != nil {
+			return err
+		}
+	}
+	x.mu.Lock()
+	x.dirs[name] = dirAttrs{mode: fs.FileMode(h.Mode) & fs.ModePerm, mtime: h.ModTime}
+	x.mu.Unlock()
+	return nil
+}
+
+func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byte) (int64, error) {
+	target := name
+	if held, ok := x.held[name]; ok {
+		target = held
+	}
+	// O_EXCL: two entries for one file mean a broken backup, and an
+	// existing file in a directory gbc checked was empty means someone
+	// else is writing there.
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := x.root.OpenFile(target, flags, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Parts are extracted in parallel, so a file may arrive before
+		// the entry of its directory, which is in another part.
+		if err = x.root.MkdirAll(path.Dir(target), 0o700); err == nil {
+			f, err = x.root.OpenFile(target, flags, 0o600)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	// Hide ReadFrom: os.File.ReadFrom would copy through its own 32 KiB
+	// buffer instead of buf.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, io.LimitReader(r, h.Size), buf)
+	if err == nil && n != h.Size {
+		err = fmt.Errorf("archive ends after %d of %d bytes", n, h.Size)
+	}
+	if err == nil {
+		err = finishFile(f, fs.FileMode(h.Mode)&fs.ModePerm, h.ModTime, n)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// finishFile sets the archived mode and time through the open descriptor
+// (no second path lookup), and starts the write-back of the file's pages so
+// that the fsync pass at the end finds little left to write, the way
+// PostgreSQL's own pg_flush_data spreads its I/O.
+func finishFile(f *os.File, mode fs.FileMode, mtime time.Time, size int64) error {
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	fd := int(f.Fd())
+	tv := unix.NsecToTimeval(mtime.UnixNano())
+	if err := unix.Futimes(fd, []unix.Timeval{tv, tv}); err != nil {
+		return fmt.Errorf("set modification time: %w", err)
+	}
+	if size > 0 {
+		// Advisory: a file system without it still gets fsync later.
+		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return nil
+}
+
+func (x *extractor) symlink(name, target string) error {
+	if target == "" {
+		return errors.New("symbolic link without a target")
+	}
+	err := x.root.Symlink(target, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = x.root.MkdirAll(path.Dir(name), 0o700); err == nil {
+			err = x.root.Symlink(target, name)
+		}
+	}
+	return err
+}
+
+// finish applies the archived modes and times of directories, in any order:
+// changing a directory's attributes does not touch its parent's time. The
+// owner keeps full access whatever the archive says, since PostgreSQL must
+// write into every directory of its data directory.
+func (x *extractor) finish() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for name, a := range x.dirs {
+		if err := x.root.Chmod(name, a.mode|0o700); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if !a.mtime.IsZero() {
+			if err := x.root.Chtimes(name, a.mtime, a.mtime); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package restore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
+)
+
+// ErrSystemMismatch classifies a backup whose cluster differs from the one
+// whose WAL the store holds for the server.
+var ErrSystemMismatch = errors.New("system identifier mismatch")
+
+// ErrMissingWAL classifies a backup whose WAL is not in the store.
+var ErrMissingWAL = fmt.Errorf("WAL %w", cloud.ErrNotFound)
+
+// CheckWAL verifies, before anything is downloaded, that the store holds
+// the WAL the backup needs to become consistent (its first and last
+// segments), and that this WAL was written by the backed-up cluster: the
+// first page of the backup's first segment carries the system identifier
+// of the cluster that wrote it. Recovery would otherwise fail only after
+// the whole restore, or replay another cluster's WAL.
+func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.Backup) error {
+	if b.BeginWAL == "" {
+		return nil
+	}
+	first, err := findWAL(ctx, s, l, b.BeginWAL)
+	if err != nil {
+		return err
+	}
+	if first == "" {
+		return fmt.Errorf("%w: segment %s, where backup %s starts, is not in the store: recovery cannot make the backup consistent (is WAL archiving to this store and server working?)", ErrMissingWAL, b.BeginWAL, b.ID)
+	}
+	if b.EndWAL != "" && b.EndWAL != b.BeginWAL {
+		last, err := findWAL(ctx, s, l, b.EndWAL)
+		if err != nil {
+			return err
+		}
+		if last == "" {
+			return fmt.Errorf("%w: segment %s, where backup %s ends, is not in the store: recovery cannot make the backup consistent", ErrMissingWAL, b.EndWAL, b.ID)
+		}
+	}
+	if b.SystemIdentifier == "" {
+		return nil
+	}
+	sysid, err := walSystemID(ctx, s, first)
+	if err != nil {
+		return fmt.Errorf("read WAL segment %s: %w", b.BeginWAL, err)
+	}
+	if strconv.FormatUint(sysid, 10) != b.SystemIdentifier {
+		return fmt.Errorf("%w: backup %s is of system %s, but the archived WAL of server %s (segment %s) is of system %d: the server name holds another cluster's backups or WAL",
+			ErrSystemMismatch, b.ID, b.SystemIdentifier, l.Server, b.BeginWAL, sysid)
+	}
+	return nil
+}
+
+// findWAL returns the key of the archived segment name, whatever its
+// codec, or "" when it is not in the store. One LIST of the name as a
+// prefix answers for every extension; the segment's .partial and .backup
+// files share the prefix and are skipped.
+func findWAL(ctx context.Context, s cloud.Store, l catalog.Layout, name string) (string, error) {
+	want := l.WALKey(name, "")
+	found := ""
+	stop := errors.New("found")
+	err := s.List(ctx, want, func(a cloud.Attrs) error {
+		if base, _ := compress.SplitKey(a.Key); base == want {
+			found = a.Key
+			return stop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return "", fmt.Errorf("look for WAL segment %s: %w", name, err)
+	}
+	return found, nil
+}
+
+// walSystemID reads the system identifier from the long header of a
+// segment's first page (XLogLongPageHeaderData: the 24-byte short header,
+// then xlp_sysid), decompressing only that much.
+func walSystemID(ctx context.Context, s cloud.Store, key string) (uint64, error) {
+	const (
+		xlpLongHeader = 0x0002 // XLP_LONG_HEADER in xlp_info
+		headerSize    = 40     // short header, xlp_sysid, xlp_seg_size, xlp_xlog_blcksz
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body, err := s.Get(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	_, codec := compress.SplitKey(key)
+	dec, err := codec.NewReader(body)
+	if err != nil {
+		return 0, err
+	}
+	defer dec.Close()
+	var page [headerSize]byte
+	if _, err := io.ReadFull(dec, page[:]); err != nil {
+		return 0, err
+	}
+	// WAL is written in the server's byte order; gbc supports the
+	// little-endian platforms PostgreSQL runs on in practice.
+	info := binary.LittleEndian.Uint16(page[2:4])
+	if info&xlpLongHeader == 0 {
+		return 0, errors.New("the first page has no long header: not the start of a WAL segment")
+	}
+	return binary.LittleEndian.Uint64(page[24:32]), nil
+}
