@@ -1,0 +1,285 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"syscall"
+
+	"cloud.google.com/go/auth"
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/googleapi"
+)
+
+// ErrNoBucket refines ErrNotFound: the bucket, container or root directory
+// itself is missing, not just the object. Errors that carry it also carry
+// ErrNotFound, so errors.Is(err, ErrNotFound) holds for both. It matters to
+// callers for whom "object missing" is a normal answer (gbc-wal-restore's
+// "no such segment"): a missing bucket is a misconfiguration, never the end
+// of the WAL. Get and List report it reliably; Stat cannot on S3, whose
+// HEAD responses carry no error code.
+var ErrNoBucket = errors.New("bucket does not exist")
+
+// Error is the error every Store in this package returns for a failed
+// operation. It names the operation and the object, and carries both the
+// classification (Kind: ErrNotFound, ErrExists, ErrPermission, ErrTransient,
+// or nil when the failure fits none of them) and the provider's own error,
+// so that errors.Is works for the sentinels and errors.As still reaches the
+// SDK's error types.
+type Error struct {
+	Op   string // "put", "get", "stat", "list" or "delete"
+	URL  string // the object or prefix, e.g. "s3://bucket/prefix/key"
+	Kind error  // the classification sentinel, or nil
+	Err  error  // the provider's error
+	// noBucket marks a missing bucket/container/root on top of Kind.
+	noBucket bool
+}
+
+func (e *Error) Error() string {
+	msg := e.Op + " " + e.URL + ": "
+	if e.Kind != nil {
+		msg += e.Kind.Error()
+		if e.Err != nil {
+			msg += ": "
+		}
+	}
+	if e.Err != nil {
+		msg += e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap exposes the sentinel(s) and the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, 3)
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.noBucket {
+		errs = append(errs, ErrNoBucket)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// newError classifies err at the edge of a provider and wraps it with the
+// operation and object. An err that is already an *Error (from a nested
+// call) is returned unchanged so that messages do not repeat themselves.
+func newError(op, url string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	kind, noBucket := classify(err)
+	return &Error{Op: op, URL: url, Kind: kind, Err: peelGocloud(err), noBucket: noBucket}
+}
+
+// peelGocloud drops gocloud's own wrapper ("blob (key ...) (code=...): ")
+// from the message: our Error already names the key, and the provider's
+// message underneath is what an operator needs. The wrapper's type lives in
+// an internal package, hence the name test; if it ever changes we merely
+// keep the longer message.
+func peelGocloud(err error) error {
+	if reflect.TypeOf(err).String() != "*gcerr.Error" {
+		return err
+	}
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := u.Unwrap(); len(errs) > 0 && errs[0] != nil {
+			return errs[0]
+		}
+	}
+	return err
+}
+
+// credentialsError marks a failure to obtain credentials from an SDK's
+// credential chain. It is classified ErrPermission whatever its cause: with
+// no credentials configured, the chain's last resort (an instance metadata
+// endpoint) fails with a network error, which must not be retried for
+// minutes as if the store were briefly unreachable.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "no usable credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// classify maps a provider error to one of the sentinels (or nil), and
+// reports whether the bucket/container itself is missing. It knows every
+// SDK's error types, so providers share it and callers never parse SDK
+// messages.
+func classify(err error) (kind error, noBucket bool) {
+	if err == nil {
+		return nil, false
+	}
+	for _, sentinel := range []error{ErrNotFound, ErrExists, ErrPermission, ErrTransient} {
+		if errors.Is(err, sentinel) {
+			return sentinel, errors.Is(err, ErrNoBucket)
+		}
+	}
+	var ce *credentialsError
+	if errors.As(err, &ce) {
+		return ErrPermission, false
+	}
+	// The caller gave up: neither retry nor report a store failure.
+	if errors.Is(err, context.Canceled) {
+		return nil, false
+	}
+
+	// Amazon S3 and S3-compatible stores: the error code in the body is
+	// more precise than the status (which HEAD responses are left with).
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NotFound", "NoSuchUpload":
+			return ErrNotFound, false
+		case "NoSuchBucket":
+			return ErrNotFound, true
+		case "PreconditionFailed":
+			return ErrExists, false
+		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+			"ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem",
+			"AllAccessDisabled", "InvalidSecurity", "AuthorizationHeaderMalformed",
+			"KMS.DisabledException", "KMS.NotFoundException":
+			return ErrPermission, false
+		case "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled",
+			"RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted",
+			"ConditionalRequestConflict", "RequestTimeTooSkewed", "XMinioServerNotInitialized":
+			return ErrTransient, false
+		}
+	}
+	var awsResp *smithyhttp.ResponseError
+	if errors.As(err, &awsResp) {
+		if k := classifyStatus(awsResp.HTTPStatusCode()); k != nil {
+			return k, false
+		}
+	}
+
+	// Azure Blob Storage.
+	var azResp *azcore.ResponseError
+	if errors.As(err, &azResp) {
+		switch azResp.ErrorCode {
+		case "BlobNotFound", "ResourceNotFound":
+			return ErrNotFound, false
+		case "ContainerNotFound", "ContainerBeingDeleted":
+			return ErrNotFound, true
+		case "BlobAlreadyExists", "ConditionNotMet":
+			return ErrExists, false
+		case "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
+			"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch",
+			"InsufficientAccountPermissions", "AccountIsDisabled", "InvalidAuthenticationInfo",
+			"KeyVaultEncryptionKeyNotFound", "KeyVaultAccessTokenCannotBeAcquired":
+			return ErrPermission, false
+		case "ServerBusy", "OperationTimedOut", "InternalError":
+			return ErrTransient, false
+		}
+		if k := classifyStatus(azResp.StatusCode); k != nil {
+			return k, false
+		}
+	}
+	var azAuth *azidentity.AuthenticationFailedError
+	if errors.As(err, &azAuth) {
+		if azAuth.RawResponse != nil && classifyStatus(azAuth.RawResponse.StatusCode) == ErrTransient {
+			return ErrTransient, false
+		}
+		return ErrPermission, false
+	}
+	// azidentity marks "this credential has nothing to work with" (no
+	// managed identity, no CLI login...) as not retriable.
+	var azNoRetry interface{ NonRetriable() }
+	if errors.As(err, &azNoRetry) {
+		return ErrPermission, false
+	}
+
+	// Google Cloud Storage.
+	if errors.Is(err, storage.ErrBucketNotExist) {
+		return ErrNotFound, true
+	}
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return ErrNotFound, false
+	}
+	var gErr *googleapi.Error
+	if errors.As(err, &gErr) {
+		if k := classifyStatus(gErr.Code); k != nil {
+			return k, false
+		}
+	}
+	var gAuth *auth.Error
+	if errors.As(err, &gAuth) {
+		if gAuth.Response != nil && classifyStatus(gAuth.Response.StatusCode) == ErrTransient {
+			return ErrTransient, false
+		}
+		return ErrPermission, false
+	}
+	var oauthErr *oauth2.RetrieveError
+	if errors.As(err, &oauthErr) {
+		if oauthErr.Response != nil && classifyStatus(oauthErr.Response.StatusCode) == ErrTransient {
+			return ErrTransient, false
+		}
+		return ErrPermission, false
+	}
+
+	// The network, whichever SDK saw it.
+	return classifyNetwork(err), false
+}
+
+// classifyStatus maps an HTTP status to a sentinel, or nil.
+func classifyStatus(code int) error {
+	switch {
+	case code == http.StatusNotFound:
+		return ErrNotFound
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return ErrPermission
+	case code == http.StatusPreconditionFailed:
+		return ErrExists
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return ErrTransient
+	}
+	return nil
+}
+
+// classifyNetwork reports ErrTransient for failures of the connection
+// itself, which a later attempt may not meet, and nil otherwise.
+func classifyNetwork(err error) error {
+	// A host name that does not resolve is a typo in --endpoint-url far
+	// more often than a passing DNS outage; failing fast says so at once.
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return nil
+		}
+		return ErrTransient
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, net.ErrClosed) {
+		return ErrTransient
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return ErrTransient
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return ErrTransient
+	}
+	// The AWS SDK wraps any failure to send a request (after its own
+	// retries) in RequestSendError.
+	var sendErr *smithyhttp.RequestSendError
+	if errors.As(err, &sendErr) {
+		return ErrTransient
+	}
+	return nil
+}

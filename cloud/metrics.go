@@ -1,0 +1,104 @@
+package cloud
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+)
+
+// Metrics counts a Store's operations and bytes. The zero value is ready;
+// counters may be read at any time with Load.
+type Metrics struct {
+	Puts, Gets, Stats, Lists, Deletes atomic.Int64 // operations started
+	Failures                          atomic.Int64 // operations that returned an error
+	BytesPut                          atomic.Int64 // bytes read from Put's readers
+	BytesGot                          atomic.Int64 // bytes read from Get's streams
+	Listed                            atomic.Int64 // objects passed to List callbacks
+	KeysDeleted                       atomic.Int64 // keys passed to Delete
+}
+
+type metricsStore struct {
+	s Store
+	m *Metrics
+}
+
+// WithMetrics returns a Store that counts s's operations into m. Wrapped
+// around WithRetry it counts what callers asked for; wrapped inside, every
+// attempt.
+func WithMetrics(s Store, m *Metrics) Store { return &metricsStore{s: s, m: m} }
+
+// Unwrap returns the Store underneath.
+func (ms *metricsStore) Unwrap() Store { return ms.s }
+
+func (ms *metricsStore) count(err error) error {
+	if err != nil {
+		ms.m.Failures.Add(1)
+	}
+	return err
+}
+
+func (ms *metricsStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error {
+	ms.m.Puts.Add(1)
+	// Keep the reader seekable when it was, or WithRetry underneath would
+	// stop retrying.
+	if rs, ok := r.(io.ReadSeeker); ok {
+		r = &countingReadSeeker{countingReader{rs, &ms.m.BytesPut}, rs}
+	} else {
+		r = &countingReader{r, &ms.m.BytesPut}
+	}
+	return ms.count(ms.s.Put(ctx, key, r, opts))
+}
+
+func (ms *metricsStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	ms.m.Gets.Add(1)
+	rc, err := ms.s.Get(ctx, key)
+	if err != nil {
+		return nil, ms.count(err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&countingReader{rc, &ms.m.BytesGot}, rc}, nil
+}
+
+func (ms *metricsStore) Stat(ctx context.Context, key string) (Attrs, error) {
+	ms.m.Stats.Add(1)
+	a, err := ms.s.Stat(ctx, key)
+	return a, ms.count(err)
+}
+
+func (ms *metricsStore) List(ctx context.Context, prefix string, fn func(Attrs) error) error {
+	ms.m.Lists.Add(1)
+	return ms.count(ms.s.List(ctx, prefix, func(a Attrs) error {
+		ms.m.Listed.Add(1)
+		return fn(a)
+	}))
+}
+
+func (ms *metricsStore) Delete(ctx context.Context, keys ...string) error {
+	ms.m.Deletes.Add(1)
+	ms.m.KeysDeleted.Add(int64(len(keys)))
+	return ms.count(ms.s.Delete(ctx, keys...))
+}
+
+func (ms *metricsStore) Close() error { return ms.s.Close() }
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingReadSeeker counts reads and passes seeks through; bytes re-read
+// after a seek (a retried upload) are counted again, as they are sent again.
+type countingReadSeeker struct {
+	countingReader
+	s io.Seeker
+}
+
+func (c *countingReadSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }

@@ -1,0 +1,222 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for Options' zero values.
+const (
+	// DefaultPartSize is the size of one part (S3), block (Azure) or chunk
+	// (GCS). Objects up to this size go up in a single request. With
+	// unknown sizes it caps an S3 object at 10,000 parts: 156 GiB (and
+	// an Azure one at 50,000 blocks: 781 GiB); PutOptions.SizeHint lifts
+	// the cap by choosing larger parts.
+	DefaultPartSize = 16 << 20
+	// DefaultConcurrency is the number of parts in flight per Put.
+	DefaultConcurrency = 4
+	// DefaultRetryTimeout is how long Open's retry wrapper keeps retrying
+	// one operation.
+	DefaultRetryTimeout = 5 * time.Minute
+)
+
+// AcceptedURLs lists the store URL forms, for help texts and errors.
+const AcceptedURLs = "s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix, file:///absolute/dir"
+
+// Options configure Open. The zero value is usable: credentials always come
+// from each SDK's standard chain (environment, profile, instance identity),
+// never from here, so that no secret shows in a command line.
+type Options struct {
+	// EndpointURL points the provider at another server: an S3-compatible
+	// store (MinIO...), Azurite, or a GCS emulator (fake-gcs-server).
+	EndpointURL string
+	// Region is the S3 region; the AWS configuration's otherwise. With
+	// EndpointURL and no region anywhere, "us-east-1".
+	Region string
+	// PathStyle forces path-style S3 addressing (bucket in the path, not
+	// the host name). It is implied by EndpointURL.
+	PathStyle bool
+	// SSE asks S3 for server-side encryption: "AES256" or "aws:kms".
+	SSE string
+	// SSEKMSKeyID is the KMS key for SSE "aws:kms" (the bucket's default
+	// key when empty).
+	SSEKMSKeyID string
+	// EncryptionScope is the Azure encryption scope for new blobs.
+	EncryptionScope string
+	// PartSize is the size of one part (S3), block (Azure) or chunk (GCS)
+	// of an upload; 0 means DefaultPartSize. S3 needs at least 5 MiB.
+	PartSize int64
+	// Concurrency is the number of parts in flight per Put (S3, Azure);
+	// 0 means DefaultConcurrency. Memory per Put is about
+	// (Concurrency+3) x PartSize on S3 and Concurrency x PartSize on
+	// Azure; GCS uploads one chunk at a time.
+	Concurrency int
+	// RetryTimeout bounds the retries of one operation (see WithRetry);
+	// 0 means DefaultRetryTimeout, a negative value disables retries.
+	RetryTimeout time.Duration
+	// Logf, when set, receives retry notices (for -v).
+	Logf func(format string, args ...any)
+}
+
+func (o Options) partSize() int64 {
+	if o.PartSize > 0 {
+		return o.PartSize
+	}
+	return DefaultPartSize
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+// Open returns the Store for a store URL, rooted at the URL's prefix and
+// wrapped with retries (WithRetry). It reads configuration and credentials
+// settings from the environment but does no network round trip: a bad
+// bucket or bad credentials show on the first operation. One Store holds
+// one provider client; share it rather than opening the same URL twice.
+//
+// Accepted forms: s3://bucket/prefix, gs://bucket/prefix,
+// azblob://container/prefix, file:///absolute/dir (the prefix is optional).
+func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
+	loc, err := parseStoreURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.check(loc.scheme); err != nil {
+		return nil, err
+	}
+	var s Store
+	switch loc.scheme {
+	case "file":
+		s = newFileStore(loc.dir)
+	case "s3":
+		s, err = openS3(ctx, loc.bucket, opts)
+	case "gs":
+		s, err = openGCS(loc.bucket, opts)
+	case "azblob":
+		s, err = openAzure(loc.bucket, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if loc.prefix != "" {
+		s = WithPrefix(s, loc.prefix)
+	}
+	if opts.RetryTimeout >= 0 {
+		s = WithRetry(s, RetryOptions{Timeout: opts.RetryTimeout, Logf: opts.Logf})
+	}
+	return s, nil
+}
+
+// storeURL is a parsed store URL.
+type storeURL struct {
+	scheme string
+	bucket string // bucket or container (s3, gs, azblob)
+	prefix string // key prefix without slashes at either end, or ""
+	dir    string // file:// root directory
+}
+
+func badURL(raw, why string) error {
+	return fmt.Errorf("invalid store URL %q: %s; accepted forms: %s", raw, why, AcceptedURLs)
+}
+
+func parseStoreURL(raw string) (storeURL, error) {
+	if raw == "" {
+		return storeURL{}, badURL(raw, "empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return storeURL{}, badURL(raw, strings.TrimPrefix(err.Error(), "parse "+fmt.Sprintf("%q", raw)+": "))
+	}
+	loc := storeURL{scheme: strings.ToLower(u.Scheme)}
+	switch {
+	case u.Scheme == "":
+		return storeURL{}, badURL(raw, "no scheme")
+	case u.Opaque != "":
+		return storeURL{}, badURL(raw, "missing \"//\" after \""+u.Scheme+":\"")
+	case u.User != nil:
+		return storeURL{}, badURL(raw, "credentials do not belong in the URL (they would show in ps); use the provider's environment variables")
+	case u.RawQuery != "" || u.ForceQuery:
+		return storeURL{}, badURL(raw, "query parameters are not supported; use the command's options")
+	case u.Fragment != "":
+		return storeURL{}, badURL(raw, "fragments (#...) are not supported")
+	}
+
+	switch loc.scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return storeURL{}, badURL(raw, fmt.Sprintf("file URLs take an absolute path, as in file:///%s%s (three slashes)", u.Host, u.Path))
+		}
+		if !strings.HasPrefix(u.Path, "/") {
+			return storeURL{}, badURL(raw, "file URLs take an absolute path, as in file:///var/lib/gbc")
+		}
+		loc.dir = u.Path
+		return loc, nil
+	case "s3", "gs", "azblob":
+		if u.Host == "" {
+			return storeURL{}, badURL(raw, "no bucket or container name after \""+u.Scheme+"://\"")
+		}
+		if u.Port() != "" {
+			return storeURL{}, badURL(raw, "a port is not part of a bucket name; to reach another server use --endpoint-url")
+		}
+		loc.bucket = u.Host
+		loc.prefix = strings.Trim(u.Path, "/")
+		if loc.prefix != "" {
+			if err := checkKey(loc.prefix); err != nil {
+				return storeURL{}, badURL(raw, "bad prefix: "+strings.TrimPrefix(err.Error(), errInvalid.Error()+": "))
+			}
+		}
+		return loc, nil
+	default:
+		return storeURL{}, badURL(raw, "unknown scheme \""+u.Scheme+"\"")
+	}
+}
+
+// check rejects options that do not apply to the scheme: a user who asks
+// for encryption must not silently get an unencrypted store.
+func (o Options) check(scheme string) error {
+	var errs []error
+	if o.SSE != "" || o.SSEKMSKeyID != "" {
+		if scheme != "s3" {
+			errs = append(errs, fmt.Errorf("--sse and --sse-kms-key-id apply to s3:// stores only, not %s://", scheme))
+		} else {
+			switch o.SSE {
+			case "AES256", "aws:kms", "aws:kms:dsse":
+			case "":
+				errs = append(errs, errors.New("--sse-kms-key-id needs --sse aws:kms"))
+			default:
+				errs = append(errs, fmt.Errorf("--sse %q: want AES256 or aws:kms", o.SSE))
+			}
+			if o.SSEKMSKeyID != "" && o.SSE == "AES256" {
+				errs = append(errs, errors.New("--sse-kms-key-id needs --sse aws:kms, not AES256"))
+			}
+		}
+	}
+	if o.EncryptionScope != "" && scheme != "azblob" {
+		errs = append(errs, fmt.Errorf("an encryption scope applies to azblob:// stores only, not %s://", scheme))
+	}
+	if o.EndpointURL != "" {
+		if scheme == "file" {
+			errs = append(errs, errors.New("--endpoint-url does not apply to file:// stores"))
+		} else if u, err := url.Parse(o.EndpointURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--endpoint-url %q: want http://host:port or https://host", o.EndpointURL))
+		}
+	}
+	if o.PartSize < 0 || (o.PartSize > 0 && o.PartSize < s3MinPartSize) {
+		errs = append(errs, fmt.Errorf("part size %d: want at least 5 MiB", o.PartSize))
+	}
+	if o.PartSize > s3MaxPartSize {
+		errs = append(errs, fmt.Errorf("part size %d: want at most 5 GiB", o.PartSize))
+	}
+	if o.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("concurrency %d: want 1 or more", o.Concurrency))
+	}
+	return errors.Join(errs...)
+}
