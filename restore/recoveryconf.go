@@ -11,9 +11,9 @@ import (
 // target. It never holds credentials: PostgreSQL's environment provides them
 // to gbc-wal-restore the same way the SDKs find them for every gbc command.
 type RecoveryConfig struct {
-	// WALRestore is the command prefix that fetches one WAL file, e.g. the
-	// absolute path of gbc-wal-restore; it is written as given, so an
-	// operator override may carry its own options.
+	// WALRestore is the command prefix that fetches one WAL file, written
+	// as given, so that an operator's override may carry its own options;
+	// ProgramCommand builds one from a program path.
 	WALRestore string
 	// StoreArgs are the non-secret store options gbc-restore itself was
 	// given (e.g. --endpoint-url URL), passed on so that recovery reads the
@@ -34,11 +34,25 @@ type RecoveryConfig struct {
 // the shell PostgreSQL runs it with, and every literal % doubled because
 // PostgreSQL expands %f, %p, %r and %% in it.
 func (c RecoveryConfig) RestoreCommand() string {
-	words := []string{c.WALRestore}
-	for _, a := range append(append([]string(nil), c.StoreArgs...), c.StoreURL, c.Server) {
-		words = append(words, strings.ReplaceAll(shellQuote(a), "%", "%%"))
+	args := append(append([]string(nil), c.StoreArgs...), c.StoreURL, c.Server)
+	return c.WALRestore + " " + quoteWords(args) + " %f %p"
+}
+
+// ProgramCommand renders a program and its first arguments as the start of
+// a restore_command, quoted and %-escaped like the arguments RestoreCommand
+// adds after it.
+func ProgramCommand(program string, args ...string) string {
+	return quoteWords(append([]string{program}, args...))
+}
+
+// quoteWords quotes each word for the shell and doubles every literal %,
+// which PostgreSQL would otherwise expand.
+func quoteWords(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = strings.ReplaceAll(shellQuote(w), "%", "%%")
 	}
-	return strings.Join(append(words, "%f", "%p"), " ")
+	return strings.Join(q, " ")
 }
 
 // Settings are the recovery settings in the order they are written.

@@ -11,6 +11,9 @@ import (
 	"os"
 
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/restorecmd"
+	"github.com/gbc-backup/gbc/cmd/internal/showcmd"
 )
 
 func main() {
@@ -20,5 +23,9 @@ func main() {
 // commands lists every gbc-* command. Each lives in its own package under
 // cmd/internal and returns its *cli.Command.
 func commands() []*cli.Command {
-	return []*cli.Command{}
+	return []*cli.Command{
+		restorecmd.Command(),
+		listcmd.Command(),
+		showcmd.Command(),
+	}
 }

@@ -1,0 +1,211 @@
+// Package listcmd is gbc-backup-list: one line per backup of a server, as a
+// table or as JSON for monitoring.
+package listcmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cmd/internal/cli"
+)
+
+const description = `Lists every backup of SERVER_NAME in the store, oldest first, whatever its
+status: DONE backups are restorable; STARTED ones are running (or their
+process died); FAILED ones say why in gbc-backup-show.
+
+--format json prints {"server": ..., "backups": [...]}, a schema that later
+releases only extend (see the README).
+
+Examples:
+  gbc-backup-list s3://bucket/pg main
+  gbc-backup-list --format json gs://bucket/pg main | jq -r '.backups[-1].id'`
+
+// Command returns gbc-backup-list.
+func Command() *cli.Command {
+	return &cli.Command{
+		Name:        "gbc-backup-list",
+		Usage:       "list the backups of a server",
+		ArgsUsage:   "STORE_URL SERVER_NAME",
+		Description: description,
+		MinArgs:     2,
+		MaxArgs:     2,
+		Flags:       append(cli.StoreFlags(), FormatFlag()),
+		Action:      run,
+	}
+}
+
+// FormatFlag is --format, shared with gbc-backup-show.
+func FormatFlag() ucli.Flag {
+	return cli.String("format", "output format: text or json", "text")
+}
+
+// CheckFormat refuses an unknown --format.
+func CheckFormat(f string) error {
+	if f != "text" && f != "json" {
+		return cli.Usagef("--format %q: use text or json", f)
+	}
+	return nil
+}
+
+func run(ctx context.Context, e *cli.Env) error {
+	storeURL, server := e.Args[0], e.Args[1]
+	if err := cli.CheckServerName(server); err != nil {
+		return err
+	}
+	format := e.String("format")
+	if err := CheckFormat(format); err != nil {
+		return err
+	}
+	s, err := e.OpenStore(ctx, storeURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	backups, err := catalog.List(ctx, s, catalog.Layout{Server: server})
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		return WriteJSON(e.Stdout, server, backups)
+	}
+	if len(backups) == 0 {
+		e.Log.Infof("no backups of server %s in %s", server, storeURL)
+		return nil
+	}
+	return WriteTable(e.Stdout, backups)
+}
+
+// Summary is one backup in `gbc-backup-list --format json`. Its fields are
+// a documented, stable schema: later releases add fields, never rename or
+// remove them. Every key is always present; absent values are "", null
+// (times) or 0.
+type Summary struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Status           catalog.Status    `json:"status"`
+	Error            string            `json:"error"`
+	BeginTime        *time.Time        `json:"begin_time"`
+	EndTime          *time.Time        `json:"end_time"`
+	BeginLSN         string            `json:"begin_lsn"`
+	EndLSN           string            `json:"end_lsn"`
+	BeginWAL         string            `json:"begin_wal"`
+	EndWAL           string            `json:"end_wal"`
+	Timeline         uint32            `json:"timeline"`
+	PGVersion        int               `json:"pg_version"`
+	SystemIdentifier string            `json:"system_identifier"`
+	Method           string            `json:"method"`
+	Compression      string            `json:"compression"`
+	DataSize         int64             `json:"data_size"`
+	StoredSize       int64             `json:"stored_size"`
+	Keep             string            `json:"keep"`
+	Tags             map[string]string `json:"tags"`
+	ParentID         string            `json:"parent_id"`
+}
+
+// Listing is the whole JSON document.
+type Listing struct {
+	Server  string    `json:"server"`
+	Backups []Summary `json:"backups"`
+}
+
+// Summarize maps a record onto the listing schema.
+func Summarize(b *catalog.Backup) Summary {
+	tags := b.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return Summary{
+		ID: b.ID, Name: b.Name, Status: b.Status, Error: b.Error,
+		BeginTime: timePtr(b.BeginTime), EndTime: timePtr(b.EndTime),
+		BeginLSN: b.BeginLSN, EndLSN: b.EndLSN, BeginWAL: b.BeginWAL, EndWAL: b.EndWAL,
+		Timeline: b.Timeline, PGVersion: b.PGVersion, SystemIdentifier: b.SystemIdentifier,
+		Method: b.Method, Compression: b.Compression,
+		DataSize: b.DataSize, StoredSize: b.StoredSize,
+		Keep: b.Keep, Tags: tags, ParentID: b.ParentID,
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// WriteJSON prints the listing document.
+func WriteJSON(w io.Writer, server string, backups []*catalog.Backup) error {
+	l := Listing{Server: server, Backups: make([]Summary, 0, len(backups))}
+	for _, b := range backups {
+		l.Backups = append(l.Backups, Summarize(b))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(l)
+}
+
+// WriteTable prints one aligned line per backup.
+func WriteTable(w io.Writer, backups []*catalog.Backup) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tBEGIN\tEND\tBEGIN_WAL\tEND_WAL\tSIZE\tSTORED\tKEEP\tTAGS")
+	for _, b := range backups {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			b.ID, dash(b.Name), b.Status, Time(b.BeginTime), Time(b.EndTime),
+			dash(b.BeginWAL), dash(b.EndWAL), Bytes(b.DataSize), Bytes(b.StoredSize), dash(b.Keep), Tags(b.Tags))
+	}
+	return tw.Flush()
+}
+
+// Time prints a record time in UTC, or "-".
+func Time(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// Tags prints k=v pairs sorted by key, or "-".
+func Tags(tags map[string]string) string {
+	if len(tags) == 0 {
+		return "-"
+	}
+	kv := make([]string, 0, len(tags))
+	for k, v := range tags {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
+
+// Bytes prints a size in binary units (KiB, MiB, ...), or "-" for 0.
+func Bytes(n int64) string {
+	const unit = 1024
+	switch {
+	case n == 0:
+		return "-"
+	case n < unit:
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
