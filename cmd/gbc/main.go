@@ -11,6 +11,8 @@ import (
 	"os"
 
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/deletecmd"
+	"github.com/gbc-backup/gbc/cmd/internal/keepcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/restorecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/showcmd"
@@ -27,5 +29,7 @@ func commands() []*cli.Command {
 		restorecmd.Command(),
 		listcmd.Command(),
 		showcmd.Command(),
+		deletecmd.Command(),
+		keepcmd.Command(),
 	}
 }

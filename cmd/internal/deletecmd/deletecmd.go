@@ -1,0 +1,235 @@
+// Package deletecmd is gbc-backup-delete: delete one backup, or what a
+// retention policy makes obsolete, and the WAL no remaining backup needs.
+package deletecmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
+	"github.com/gbc-backup/gbc/retention"
+	"github.com/gbc-backup/gbc/retention/prune"
+)
+
+// minOrphanAge is the smallest --orphan-age accepted. A running gbc-backup
+// refreshes its STARTED record every few minutes; an age close to that
+// would let a slow store or a paused machine pass a live backup for a dead
+// one and delete the WAL it needs.
+const minOrphanAge = time.Hour
+
+const description = `Deletes backups and the archived WAL that no remaining backup needs, in an
+order that leaves the store consistent if it stops at any point: a backup's
+record first (so it no longer exists for list and restore), then its parts,
+and WAL only once the backups are gone.
+
+Give exactly one of:
+  --backup-id ID           one backup: an id, a name, latest or oldest
+  --retention-policy P     what P makes obsolete, in barman's syntax:
+                           "REDUNDANCY n" keeps the newest n backups;
+                           "RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS" keeps what is
+                           needed to recover to any point of the window (the
+                           newest backup ending before it included; a month is
+                           31 days)
+
+Always:
+  - Backups with a keep annotation (gbc-backup-keep) are never deleted, and do
+    not count toward REDUNDANCY or --minimum-redundancy.
+  - --minimum-redundancy N keeps at least N DONE backups; deleting one by id
+    below that is refused.
+  - FAILED backups, STARTED backups without sign of life, and objects under
+    base/<id>/ without a record are cleaned up once older than --orphan-age.
+  - WAL before the begin WAL of the oldest remaining backup is deleted on
+    every timeline, except timeline history files, the begin..end WAL of
+    standalone-kept backups, and everything after a full-kept backup or a
+    backup in progress. A backup's .backup file goes with it.
+
+--dry-run prints exactly what would be deleted (backups, WAL ranges per
+timeline, object counts and bytes) and deletes nothing. --format json gives
+the same report as JSON (see the README for the schema).
+
+Examples:
+  gbc-backup-delete --retention-policy "RECOVERY WINDOW OF 14 DAYS" s3://bucket/pg main
+  gbc-backup-delete --dry-run --retention-policy "REDUNDANCY 3" --minimum-redundancy 2 s3://bucket/pg main
+  gbc-backup-delete --backup-id 20261124T214842Z file:///var/lib/gbc main`
+
+// Command returns gbc-backup-delete.
+func Command() *cli.Command {
+	return &cli.Command{
+		Name:        "gbc-backup-delete",
+		Usage:       "delete backups by id or retention policy, and the WAL they no longer need",
+		ArgsUsage:   "STORE_URL SERVER_NAME",
+		Description: description,
+		MinArgs:     2,
+		MaxArgs:     2,
+		Flags: append(cli.StoreFlags(),
+			cli.String("backup-id", "delete this backup: an id, a name, latest or oldest", ""),
+			cli.String("retention-policy", `delete what this policy makes obsolete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS"`, ""),
+			cli.Int("minimum-redundancy", "never leave fewer DONE backups (without keep annotation) than this", 0),
+			&ucli.DurationFlag{Name: "orphan-age", Usage: "clean FAILED backups, dead STARTED ones and objects without a record once older than this", Value: 24 * time.Hour, EnvVars: []string{"GBC_ORPHAN_AGE"}},
+			cli.Bool("dry-run", "print what would be deleted, and delete nothing"),
+			listcmd.FormatFlag(),
+		),
+		Action: run,
+	}
+}
+
+func run(ctx context.Context, e *cli.Env) error {
+	storeURL, server := e.Args[0], e.Args[1]
+	if err := cli.CheckServerName(server); err != nil {
+		return err
+	}
+	format := e.String("format")
+	if err := listcmd.CheckFormat(format); err != nil {
+		return err
+	}
+	opt := prune.Options{
+		Target:        e.String("backup-id"),
+		MinRedundancy: e.Int("minimum-redundancy"),
+		OrphanAge:     e.Duration("orphan-age"),
+		DryRun:        e.Bool("dry-run"),
+		Logf:          e.Log.Debugf,
+	}
+	policy := e.String("retention-policy")
+	switch {
+	case (policy == "") == (opt.Target == ""):
+		return cli.Usagef("give exactly one of --backup-id and --retention-policy")
+	case opt.MinRedundancy < 0:
+		return cli.Usagef("--minimum-redundancy %d: must be 0 or more", opt.MinRedundancy)
+	case opt.OrphanAge < minOrphanAge:
+		return cli.Usagef("--orphan-age %s: must be at least %s, so that a running backup is never taken for a dead one", opt.OrphanAge, minOrphanAge)
+	}
+	if policy != "" {
+		p, err := retention.ParsePolicy(policy)
+		if err != nil {
+			return cli.Exit(cli.ExitUsage, err)
+		}
+		opt.Policy = &p
+	}
+
+	s, err := e.OpenStore(ctx, storeURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, runErr := prune.Run(ctx, s, catalog.Layout{Server: server}, opt)
+	switch {
+	case errors.Is(runErr, retention.ErrRefused):
+		return cli.Exit(cli.ExitConflict, runErr)
+	case errors.Is(runErr, retention.ErrUnknownBackup):
+		return cli.Exit(cli.ExitNotFound, runErr)
+	case runErr != nil && rep.Objects == 0 && len(rep.Deleted) == 0:
+		return runErr
+	}
+	// Part of the work may be done before an error: report it, then fail.
+	var werr error
+	if format == "json" {
+		werr = writeJSON(e.Stdout, rep)
+	} else {
+		werr = writeText(e.Stdout, rep, opt.DryRun || e.Log.Verbose())
+	}
+	for _, n := range rep.Notes {
+		e.Log.Infof("%s", n)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return werr
+}
+
+func writeJSON(w io.Writer, rep *prune.Report) error {
+	// Empty lists print as [] rather than null, so that monitoring can
+	// iterate without a null check.
+	if rep.Deleted == nil {
+		rep.Deleted = []prune.Backup{}
+	}
+	if rep.Retained == nil {
+		rep.Retained = []prune.Backup{}
+	}
+	if rep.WAL.Ranges == nil {
+		rep.WAL.Ranges = []retention.WALRange{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func writeText(w io.Writer, rep *prune.Report, retained bool) error {
+	verb := "Deleted"
+	if rep.DryRun {
+		verb = "Would delete"
+	}
+	what := rep.Policy
+	if what == "" {
+		what = "--backup-id " + rep.Target
+	}
+	fmt.Fprintf(w, "Server %s, %s, minimum redundancy %d, orphan age %s", rep.Server, what, rep.MinimumRedundancy, rep.OrphanAge)
+	if rep.DryRun {
+		fmt.Fprint(w, " (dry run: nothing is deleted)")
+	}
+	fmt.Fprintln(w)
+
+	table := func(title string, bs []prune.Backup) {
+		if len(bs) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "%s:\n", title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tNAME\tSTATUS\tKEEP\tBEGIN WAL\tEND WAL\tOBJECTS\tSIZE\tREASON")
+		for _, b := range bs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, dash(b.Name), b.Status, dash(b.Keep),
+				dash(b.BeginWAL), dash(b.EndWAL), b.Objects, listcmd.Bytes(b.Bytes), b.Reason)
+		}
+		tw.Flush()
+	}
+	if len(rep.Deleted) == 0 {
+		fmt.Fprintf(w, "%s no backup.\n", verb)
+	}
+	table(verb+" backups", rep.Deleted)
+	table("Not deleted (changed meanwhile)", rep.Skipped)
+	if retained {
+		table("Retained backups", rep.Retained)
+	}
+
+	walVerb := "WAL deleted"
+	if rep.DryRun {
+		walVerb = "WAL to delete"
+	}
+	switch {
+	case rep.WAL.Off != "":
+		fmt.Fprintf(w, "%s: none, because %s.\n", walVerb, rep.WAL.Off)
+	case len(rep.WAL.Ranges) == 0:
+		fmt.Fprintf(w, "%s: none (none before %s outside kept ranges).\n", walVerb, rep.WAL.Floor)
+	default:
+		fmt.Fprintf(w, "%s (before %s, outside kept ranges):\n", walVerb, rep.WAL.Floor)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TIMELINE\tFIRST\tLAST\tOBJECTS\tSIZE")
+		for _, r := range rep.WAL.Ranges {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\n", r.Timeline, r.First, r.Last, r.Objects, listcmd.Bytes(r.Bytes))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "WAL kept: %d objects, %s.\n", rep.WAL.KeptObjects, listcmd.Bytes(rep.WAL.KeptBytes))
+	total := "Total deleted"
+	if rep.DryRun {
+		total = "Total to delete"
+	}
+	_, err := fmt.Fprintf(w, "%s: %d objects, %s (%d backups, %d WAL objects).\n",
+		total, rep.Objects, listcmd.Bytes(rep.Bytes), len(rep.Deleted), rep.WAL.Objects)
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
