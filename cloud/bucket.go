@@ -95,7 +95,7 @@ func (s *bucketStore) Put(ctx context.Context, key string, r io.Reader, opts Put
 		return s.fail("put", key, err)
 	}
 	src := &sourceReader{r: r}
-	_, err = io.Copy(w, src)
+	_, err = io.Copy(w, ctxReader{ctx, src})
 	if err == nil {
 		err = ctx.Err()
 	}

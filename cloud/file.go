@@ -168,7 +168,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, opts PutOp
 	dir := filepath.Dir(final)
 	f, err := s.createTemp(dir, filepath.Base(final))
 	if err != nil {
-		return s.fail("put", key, err)
+		return s.fail("put", key, s.conflict(dir, err))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -203,16 +203,32 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, opts PutOp
 		// link(2) fails with EEXIST if the name is taken, which makes the
 		// check and the publication one atomic step.
 		if err := os.Link(tmp, final); err != nil {
-			return s.fail("put", key, err)
+			return s.fail("put", key, s.conflict(final, err))
 		}
 		_ = os.Remove(tmp)
 	} else if err := os.Rename(tmp, final); err != nil {
-		return s.fail("put", key, err)
+		return s.fail("put", key, s.conflict(final, err))
 	}
 	if err := syncDir(dir); err != nil {
 		return s.fail("put", key, err)
 	}
 	return nil
+}
+
+// conflict explains the one layout a file system cannot hold and object
+// stores can: a key that is also the "directory" of other keys ("a" and
+// "a/b"). The errno is deliberately dropped (%v): it would be classified
+// as ErrNotFound or ErrExists, which would mislead.
+func (s *fileStore) conflict(path string, err error) error {
+	isDir := false
+	if errors.Is(err, fs.ErrExist) {
+		fi, serr := os.Stat(path)
+		isDir = serr == nil && fi.IsDir()
+	}
+	if isDir || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		return fmt.Errorf("a key cannot be both an object and a prefix of other keys in a file store: %v", err)
+	}
+	return err
 }
 
 // createTemp makes dir (durably) and a hidden temporary file in it. A

@@ -1,0 +1,599 @@
+// Package storetest is the contract every cloud.Store must meet, as one
+// test suite that runs against any provider: in-process fakes in cloud's
+// unit tests, real servers (MinIO, Azurite, fake-gcs-server) end to end.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gbc-backup/gbc/cloud"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options size the heavier subtests.
+type Options struct {
+	// LargeSize is the size of the object streamed from a non-seekable
+	// reader of unknown length (the parallel multipart test), e.g.
+	// 200<<20. It also sizes the large aborted upload (up to 40 MiB). 0
+	// skips both.
+	LargeSize int64
+	// ManyKeys is the number of keys of the pagination test; above 1,000
+	// it crosses S3's and GCS's page size, e.g. 1100. 0 skips it.
+	ManyKeys int
+}
+
+// Run runs the contract suite against s. Everything happens below a prefix
+// unique to this run, which is deleted at the end, so that several runs
+// can share a bucket.
+func Run(t *testing.T, s cloud.Store, opts Options) {
+	t.Helper()
+	prefix := fmt.Sprintf("storetest-%s-%08x", time.Now().UTC().Format("20060102T150405"), rand.Uint32())
+	st := cloud.WithPrefix(s, prefix)
+	// Not t.Cleanup: callers rightly close s when Run returns.
+	defer cleanup(t, st)
+	t.Logf("store test prefix %s", prefix)
+
+	t.Run("PutGetStat", func(t *testing.T) { testPutGetStat(t, st) })
+	t.Run("EmptyObject", func(t *testing.T) { testEmpty(t, st) })
+	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, st) })
+	t.Run("Metadata", func(t *testing.T) { testMetadata(t, st) })
+	t.Run("NotFound", func(t *testing.T) { testNotFound(t, st) })
+	t.Run("IfNotExists", func(t *testing.T) { testIfNotExists(t, st) })
+	t.Run("IfNotExistsRace", func(t *testing.T) { testIfNotExistsRace(t, st) })
+	t.Run("List", func(t *testing.T) { testList(t, st) })
+	t.Run("BatchDelete", func(t *testing.T) { testBatchDelete(t, st) })
+	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, st) })
+	t.Run("FailingReader", func(t *testing.T) { testFailingReader(t, st, 1<<10) })
+	t.Run("CancelAtEOF", func(t *testing.T) { testCancel(t, st, 64<<10, true) })
+	t.Run("CancelMidway", func(t *testing.T) { testCancel(t, st, 64<<10, false) })
+	t.Run("ManyKeys", func(t *testing.T) {
+		if opts.ManyKeys <= 0 {
+			t.Skip("storetest.Options.ManyKeys is 0")
+		}
+		testManyKeys(t, st, opts.ManyKeys)
+	})
+	t.Run("Large", func(t *testing.T) {
+		if opts.LargeSize <= 0 {
+			t.Skip("storetest.Options.LargeSize is 0")
+		}
+		testLarge(t, st, opts.LargeSize)
+	})
+	t.Run("LargeFailingReader", func(t *testing.T) {
+		if opts.LargeSize <= 0 {
+			t.Skip("storetest.Options.LargeSize is 0")
+		}
+		testFailingReader(t, st, min(opts.LargeSize, 40<<20))
+	})
+	t.Run("LargeCancel", func(t *testing.T) {
+		if opts.LargeSize <= 0 {
+			t.Skip("storetest.Options.LargeSize is 0")
+		}
+		testCancel(t, st, min(opts.LargeSize, 40<<20), false)
+	})
+}
+
+// cleanup deletes everything the run left, in bounded batches.
+func cleanup(t *testing.T, st cloud.Store) {
+	// t.Context() is already cancelled when cleanups run.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var batch []string
+	flush := func() error {
+		err := st.Delete(ctx, batch...)
+		batch = batch[:0]
+		return err
+	}
+	err := st.List(ctx, "", func(a cloud.Attrs) error {
+		batch = append(batch, a.Key)
+		if len(batch) == 1000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+}
+
+func put(t *testing.T, st cloud.Store, key, content string, opts cloud.PutOptions) {
+	t.Helper()
+	if err := st.Put(t.Context(), key, strings.NewReader(content), opts); err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+}
+
+func get(t *testing.T, st cloud.Store, key string) string {
+	t.Helper()
+	rc, err := st.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("Get(%q): reading: %v", key, err)
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatalf("Get(%q): close: %v", key, err)
+	}
+	return string(b)
+}
+
+func stat(t *testing.T, st cloud.Store, key string) cloud.Attrs {
+	t.Helper()
+	a, err := st.Stat(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Stat(%q): %v", key, err)
+	}
+	return a
+}
+
+func list(t *testing.T, st cloud.Store, prefix string) []cloud.Attrs {
+	t.Helper()
+	var out []cloud.Attrs
+	if err := st.List(t.Context(), prefix, func(a cloud.Attrs) error {
+		out = append(out, a)
+		return nil
+	}); err != nil {
+		t.Fatalf("List(%q): %v", prefix, err)
+	}
+	return out
+}
+
+func keys(as []cloud.Attrs) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Key
+	}
+	return out
+}
+
+// wantGone checks that key is not there: Stat says ErrNotFound and List
+// does not show it.
+func wantGone(t *testing.T, st cloud.Store, key string) {
+	t.Helper()
+	if _, err := st.Stat(t.Context(), key); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Stat(%q) after failed Put: err = %v, want ErrNotFound", key, err)
+	}
+	if got := keys(list(t, st, key)); slices.Contains(got, key) {
+		t.Errorf("List(%q) after failed Put shows the key: %q", key, got)
+	}
+}
+
+func testPutGetStat(t *testing.T, st cloud.Store) {
+	const key, content = "pgs/dir/obj.txt", "hello, world\n"
+	before := time.Now()
+	put(t, st, key, content, cloud.PutOptions{Metadata: map[string]string{"kind": "greeting"}, SizeHint: int64(len(content))})
+	if got := get(t, st, key); got != content {
+		t.Errorf("Get = %q, want %q", got, content)
+	}
+	a := stat(t, st, key)
+	if a.Key != key || a.Size != int64(len(content)) {
+		t.Errorf("Stat = key %q size %d, want %q %d", a.Key, a.Size, key, len(content))
+	}
+	if a.Metadata["kind"] != "greeting" {
+		t.Errorf("Stat metadata = %v, want kind=greeting", a.Metadata)
+	}
+	// Clocks of emulators and hosts differ a little; an hour is plenty to
+	// catch a zero or garbage time.
+	if d := a.ModTime.Sub(before); d < -time.Hour || d > time.Hour {
+		t.Errorf("Stat ModTime = %v, not near now (%v)", a.ModTime, before)
+	}
+	// A "directory" is not an object.
+	if _, err := st.Stat(t.Context(), "pgs/dir"); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Stat of a key prefix: err = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Get(t.Context(), "pgs/dir"); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Get of a key prefix: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testEmpty(t *testing.T, st cloud.Store) {
+	const key = "empty/zero"
+	put(t, st, key, "", cloud.PutOptions{})
+	if got := get(t, st, key); got != "" {
+		t.Errorf("Get = %q, want empty", got)
+	}
+	a := stat(t, st, key)
+	if a.Size != 0 {
+		t.Errorf("Stat size = %d, want 0", a.Size)
+	}
+	if a.Metadata == nil || len(a.Metadata) != 0 {
+		t.Errorf("Stat metadata = %#v, want empty non-nil map", a.Metadata)
+	}
+	if l := list(t, st, "empty/"); len(l) != 1 || l[0].Key != key || l[0].Size != 0 {
+		t.Errorf("List = %+v, want one empty object", l)
+	}
+}
+
+func testOverwrite(t *testing.T, st cloud.Store) {
+	const key = "overwrite/obj"
+	put(t, st, key, "first version", cloud.PutOptions{Metadata: map[string]string{"v": "1", "old": "x"}})
+	put(t, st, key, "second", cloud.PutOptions{Metadata: map[string]string{"v": "2"}})
+	if got := get(t, st, key); got != "second" {
+		t.Errorf("Get after overwrite = %q", got)
+	}
+	a := stat(t, st, key)
+	if a.Size != int64(len("second")) || a.Metadata["v"] != "2" || a.Metadata["old"] != "" {
+		t.Errorf("Stat after overwrite = size %d metadata %v, want 6, v=2 only", a.Size, a.Metadata)
+	}
+}
+
+func testMetadata(t *testing.T, st cloud.Store) {
+	const key = "meta/obj"
+	md := map[string]string{
+		"sha256":   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		"size":     "16777216",
+		"1leading": "digit first: Azure needs escaping",
+		"punct":    "a b/c=d+e&f?g%h:i;j,k'l\"m~",
+		"unicode":  "Grüße, 日本",
+	}
+	put(t, st, key, "x", cloud.PutOptions{Metadata: md})
+	got := stat(t, st, key).Metadata
+	for k, v := range md {
+		if got[k] != v {
+			t.Errorf("metadata %q = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(md) {
+		t.Errorf("metadata = %v, want exactly %v", got, md)
+	}
+	// Listings carry no metadata, by contract.
+	for _, a := range list(t, st, "meta/") {
+		if a.Metadata != nil {
+			t.Errorf("List returned metadata %v", a.Metadata)
+		}
+	}
+	// Keys outside [a-z0-9] are refused before anything is stored.
+	for _, bad := range []string{"Upper", "with-dash", "under_score", ""} {
+		err := st.Put(t.Context(), "meta/bad", strings.NewReader("x"), cloud.PutOptions{Metadata: map[string]string{bad: "v"}})
+		if err == nil {
+			t.Errorf("Put with metadata key %q succeeded, want an error", bad)
+		}
+	}
+	wantGone(t, st, "meta/bad")
+}
+
+func testNotFound(t *testing.T, st cloud.Store) {
+	ctx := t.Context()
+	const key = "notfound/missing"
+	if _, err := st.Get(ctx, key); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Get missing: err = %v, want ErrNotFound", err)
+	} else if !strings.Contains(err.Error(), key) {
+		t.Errorf("Get missing: error %q does not name the key", err)
+	} else if errors.Is(err, cloud.ErrTransient) || errors.Is(err, cloud.ErrPermission) || errors.Is(err, cloud.ErrNoBucket) {
+		t.Errorf("Get missing: error %q has another classification too", err)
+	}
+	if _, err := st.Stat(ctx, key); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Stat missing: err = %v, want ErrNotFound", err)
+	}
+	if err := st.Delete(ctx, key); err != nil {
+		t.Errorf("Delete missing: %v, want nil", err)
+	}
+	if err := st.Delete(ctx); err != nil {
+		t.Errorf("Delete of no keys: %v, want nil", err)
+	}
+	if l := list(t, st, "notfound/"); len(l) != 0 {
+		t.Errorf("List of an empty prefix = %v", keys(l))
+	}
+}
+
+func testIfNotExists(t *testing.T, st cloud.Store) {
+	ctx := t.Context()
+	const key = "ifnotexists/obj"
+	put(t, st, key, "original", cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"v": "1"}})
+	err := st.Put(ctx, key, strings.NewReader("intruder"), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"v": "2"}})
+	if !errors.Is(err, cloud.ErrExists) {
+		t.Fatalf("second Put with IfNotExists: err = %v, want ErrExists", err)
+	}
+	if got := get(t, st, key); got != "original" {
+		t.Errorf("after refused Put, content = %q, want original", got)
+	}
+	if a := stat(t, st, key); a.Metadata["v"] != "1" {
+		t.Errorf("after refused Put, metadata = %v, want v=1", a.Metadata)
+	}
+	// Without the flag, Put replaces.
+	put(t, st, key, "replaced", cloud.PutOptions{})
+	if got := get(t, st, key); got != "replaced" {
+		t.Errorf("after plain Put, content = %q", got)
+	}
+}
+
+// testIfNotExistsRace has several writers race for one key: exactly one
+// wins, and the stored object is the winner's, whole, with its metadata.
+func testIfNotExistsRace(t *testing.T, st cloud.Store) {
+	const key, writers = "race/obj", 6
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners []int
+	)
+	for i := range writers {
+		wg.Go(func() {
+			content := strings.Repeat(fmt.Sprintf("writer %d ", i), 1000)
+			err := st.Put(t.Context(), key, strings.NewReader(content), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"writer": fmt.Sprint(i)}})
+			switch {
+			case err == nil:
+				mu.Lock()
+				winners = append(winners, i)
+				mu.Unlock()
+			case !errors.Is(err, cloud.ErrExists):
+				t.Errorf("writer %d: err = %v, want nil or ErrExists", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("winners = %v, want exactly one", winners)
+	}
+	w := winners[0]
+	if got, want := get(t, st, key), strings.Repeat(fmt.Sprintf("writer %d ", w), 1000); got != want {
+		t.Errorf("stored content is not the winner's (%d)", w)
+	}
+	if got := stat(t, st, key).Metadata["writer"]; got != fmt.Sprint(w) {
+		t.Errorf("stored metadata writer = %q, want %d", got, w)
+	}
+}
+
+func testList(t *testing.T, st cloud.Store) {
+	// Chosen around "/" (0x2f): "-" and "." sort before it, "0" after, so
+	// a provider that walks "directories" naively gets the order wrong.
+	all := []string{"list/a-", "list/a.b", "list/a/x", "list/a/y/z", "list/a0", "list/b"}
+	for i, k := range slices.Backward(all) {
+		put(t, st, k, strings.Repeat("x", i), cloud.PutOptions{Metadata: map[string]string{"m": "v"}})
+	}
+	got := list(t, st, "list/")
+	if !slices.Equal(keys(got), all) {
+		t.Errorf("List(list/) = %q, want %q", keys(got), all)
+	}
+	for i, a := range got {
+		if a.Size != int64(i) {
+			t.Errorf("List: %s size %d, want %d", a.Key, a.Size, i)
+		}
+		if a.ModTime.IsZero() {
+			t.Errorf("List: %s has no ModTime", a.Key)
+		}
+	}
+	for prefix, want := range map[string][]string{
+		"list/a/":  {"list/a/x", "list/a/y/z"},
+		"list/a":   {"list/a-", "list/a.b", "list/a/x", "list/a/y/z", "list/a0"},
+		"list/a/y": {"list/a/y/z"},
+		"list/b":   {"list/b"},
+		"list/c":   nil,
+		"lis":      all,
+	} {
+		if got := keys(list(t, st, prefix)); !slices.Equal(got, want) {
+			t.Errorf("List(%q) = %q, want %q", prefix, got, want)
+		}
+	}
+	// An error from the callback stops the walk and comes back unchanged.
+	stop := errors.New("stop here")
+	n := 0
+	err := st.List(t.Context(), "list/", func(cloud.Attrs) error {
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 2 {
+		t.Errorf("List with failing callback: err = %v after %d calls, want the callback's error after 2", err, n)
+	}
+}
+
+func testBatchDelete(t *testing.T, st cloud.Store) {
+	var ks []string
+	for i := range 25 {
+		k := fmt.Sprintf("batch/%02d/obj", i)
+		put(t, st, k, "x", cloud.PutOptions{})
+		ks = append(ks, k)
+	}
+	keep := "batch/keep"
+	put(t, st, keep, "kept", cloud.PutOptions{})
+	if err := st.Delete(t.Context(), append(ks, "batch/missing1", "batch/nodir/missing2")...); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if got := keys(list(t, st, "batch/")); !slices.Equal(got, []string{keep}) {
+		t.Errorf("after Delete, List = %q, want only %q", got, keep)
+	}
+	if _, err := st.Stat(t.Context(), ks[3]); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Stat of deleted key: err = %v, want ErrNotFound", err)
+	}
+	if got := get(t, st, keep); got != "kept" {
+		t.Errorf("untouched key = %q", got)
+	}
+}
+
+func testInvalidKeys(t *testing.T, st cloud.Store) {
+	for _, k := range []string{"", "/abs", "trailing/", "a//b", "../up", "a/../b", "a/./b", ".hidden", "dir/.hidden", "ctl\x01", "back\\slash"} {
+		err := st.Put(t.Context(), k, strings.NewReader("x"), cloud.PutOptions{})
+		if err == nil {
+			t.Errorf("Put(%q) succeeded, want an error", k)
+			continue
+		}
+		if errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrTransient) {
+			t.Errorf("Put(%q): err %v is classified, want a plain error", k, err)
+		}
+	}
+}
+
+// prng is a fast deterministic stream of n bytes that hides everything
+// but Read, so the store sees a reader of unknown size that cannot seek.
+type prng struct {
+	c *rand.ChaCha8
+	n int64
+}
+
+func newPRNG(seed byte, n int64) *prng {
+	var s [32]byte
+	s[0] = seed
+	return &prng{c: rand.NewChaCha8(s), n: n}
+}
+
+func (p *prng) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.n {
+		b = b[:p.n]
+	}
+	n, _ := p.c.Read(b)
+	p.n -= int64(n)
+	return n, nil
+}
+
+func testLarge(t *testing.T, st cloud.Store, size int64) {
+	const key = "large/object.bin"
+	want := sha256.New()
+	start := time.Now()
+	src := struct{ io.Reader }{io.TeeReader(newPRNG(1, size), want)}
+	if err := st.Put(t.Context(), key, src, cloud.PutOptions{}); err != nil {
+		t.Fatalf("Put %d bytes: %v", size, err)
+	}
+	t.Logf("put %d MiB in %v", size>>20, time.Since(start).Round(time.Millisecond))
+	if a := stat(t, st, key); a.Size != size {
+		t.Errorf("Stat size = %d, want %d", a.Size, size)
+	}
+	start = time.Now()
+	rc, err := st.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	defer rc.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, rc)
+	if err != nil {
+		t.Fatalf("reading back: %v after %d bytes", err, n)
+	}
+	t.Logf("got %d MiB in %v", n>>20, time.Since(start).Round(time.Millisecond))
+	if n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Errorf("read back %d bytes with sha256 %x, want %d bytes with %x", n, got.Sum(nil), size, want.Sum(nil))
+	}
+	if err := st.Delete(t.Context(), key); err != nil {
+		t.Errorf("Delete: %v", err)
+	}
+}
+
+var errSource = errors.New("storetest: source failed on purpose")
+
+// failingReader yields n bytes, then fails.
+type failingReader struct{ r io.Reader }
+
+func (f failingReader) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if err == io.EOF {
+		return n, errSource
+	}
+	return n, err
+}
+
+func testFailingReader(t *testing.T, st cloud.Store, size int64) {
+	key := fmt.Sprintf("fail/%d", size)
+	err := st.Put(t.Context(), key, failingReader{newPRNG(2, size)}, cloud.PutOptions{})
+	if !errors.Is(err, errSource) {
+		t.Fatalf("Put with failing reader: err = %v, want the reader's error", err)
+	}
+	wantGone(t, st, key)
+}
+
+// cancellingReader cancels the Put's context after n bytes; then it either
+// ends (atEOF: the cancellation races with the commit) or keeps going.
+type cancellingReader struct {
+	r      io.Reader
+	cancel context.CancelFunc
+	atEOF  bool
+}
+
+func (c *cancellingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if err == io.EOF {
+		c.cancel()
+		if !c.atEOF {
+			// Keep producing: the store must notice by itself.
+			c.r = newPRNG(4, 1<<40)
+			return n, nil
+		}
+	}
+	return n, err
+}
+
+func testCancel(t *testing.T, st cloud.Store, size int64, atEOF bool) {
+	key := fmt.Sprintf("cancel/%d-%v", size, atEOF)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Put(ctx, key, &cancellingReader{r: newPRNG(3, size), cancel: cancel, atEOF: atEOF}, cloud.PutOptions{})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Put with a cancelled context succeeded")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Put did not return within a minute of its context's cancellation")
+	}
+	wantGone(t, st, key)
+}
+
+func testManyKeys(t *testing.T, st cloud.Store, n int) {
+	ctx := t.Context()
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("many/%06d", i)
+	}
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, k := range want {
+		g.Go(func() error { return st.Put(gctx, k, strings.NewReader(k), cloud.PutOptions{}) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	t.Logf("put %d keys in %v", n, time.Since(start).Round(time.Millisecond))
+
+	got := keys(list(t, st, "many/"))
+	if !slices.Equal(got, want) {
+		// Say how it differs rather than printing thousands of keys.
+		seen := map[string]int{}
+		for _, k := range got {
+			seen[k]++
+		}
+		dups, missing := 0, 0
+		for _, k := range want {
+			switch seen[k] {
+			case 0:
+				missing++
+			case 1:
+			default:
+				dups++
+			}
+		}
+		t.Fatalf("List returned %d keys (%d missing, %d duplicated, sorted: %v), want %d in order",
+			len(got), missing, dups, slices.IsSorted(got), n)
+	}
+
+	start = time.Now()
+	if err := st.Delete(ctx, append(want, "many/missing")...); err != nil {
+		t.Fatalf("Delete of %d keys: %v", n, err)
+	}
+	t.Logf("deleted %d keys in %v", n, time.Since(start).Round(time.Millisecond))
+	if l := list(t, st, "many/"); len(l) != 0 {
+		t.Errorf("after Delete, %d keys remain", len(l))
+	}
+}
