@@ -136,6 +136,16 @@ func (c *Conn) SystemIdentifier(ctx context.Context) (string, error) {
 	return strconv.FormatUint(uint64(id), 10), nil
 }
 
+// CatalogVersion is the catalog version number (catalog_version_no), which
+// names a tablespace's version directory: PG_<major>_<catalog version>.
+func (c *Conn) CatalogVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := c.c.QueryRow(ctx, "SELECT catalog_version_no::int8 FROM pg_control_system()").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read catalog version (pg_control_system): %w", err)
+	}
+	return v, nil
+}
+
 // Checkpoint returns the redo LSN and timeline of the last checkpoint (or,
 // on a standby, restartpoint) in the control file. Every backup started
 // afterwards begins at or after that redo point, which makes it a safe lower

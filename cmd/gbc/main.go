@@ -10,6 +10,7 @@ package main
 import (
 	"os"
 
+	"github.com/gbc-backup/gbc/cmd/internal/backupcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
 	"github.com/gbc-backup/gbc/cmd/internal/deletecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/keepcmd"
@@ -26,6 +27,7 @@ func main() {
 // cmd/internal and returns its *cli.Command.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		backupcmd.Command(),
 		restorecmd.Command(),
 		listcmd.Command(),
 		showcmd.Command(),

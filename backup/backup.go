@@ -1,0 +1,371 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
+	"github.com/gbc-backup/gbc/pg"
+)
+
+// Methods.
+const (
+	MethodAuto   = ""       // local when the data directory is readable here, else stream
+	MethodLocal  = "local"  // pg_backup_start/stop, files read from disk
+	MethodStream = "stream" // BASE_BACKUP over the replication protocol
+)
+
+// DefaultMaxPartSize is --max-archive-size's default.
+const DefaultMaxPartSize = 1 << 30
+
+// Options of one backup.
+type Options struct {
+	Store  cloud.Store
+	Server string
+	// ConnString is a libpq connection string or URI; empty uses the
+	// libpq environment (PGHOST, PGPORT, ...).
+	ConnString string
+	Method     string
+
+	Name string
+	Tags map[string]string
+
+	Codec compress.Codec
+	Level int
+	Jobs  int
+	// MaxPartSize bounds each part's tar bytes (--max-archive-size).
+	MaxPartSize int64
+	// Spread asks for a spread checkpoint at the start instead of an
+	// immediate one.
+	Spread bool
+	// WALTimeout is how long to wait, after the backup ends, for its last
+	// WAL segment to show up in the store. 0 skips the check and trusts
+	// PostgreSQL's wait for archiving.
+	WALTimeout time.Duration
+
+	// GBCVersion goes into the record.
+	GBCVersion string
+	// Logf reports notices, Warnf warnings; nil is silent.
+	Logf, Warnf func(format string, args ...any)
+	// Progress, when set, receives a progress line now and then (the
+	// caller shows it on a terminal only).
+	Progress io.Writer
+
+	// now and heartbeatEvery are for tests.
+	now            func() time.Time
+	heartbeatEvery time.Duration
+}
+
+// ErrRefused is wrapped by refusals that protect the user from an unusable
+// backup (no WAL archiving, a duplicate name, another cluster's files);
+// commands map it to their conflict exit code.
+var ErrRefused = errors.New("refused")
+
+// heartbeatEvery is how often a STARTED record is refreshed: far below any
+// sensible --orphan-age, rare enough to cost nothing.
+const heartbeatEvery = 5 * time.Minute
+
+// run is the state of one backup.
+type run struct {
+	o      Options
+	layout catalog.Layout
+
+	mu  sync.Mutex // guards rec between the backup and the heartbeat
+	rec *catalog.Backup
+
+	stopBeat func()
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+func (o *Options) warnf(format string, args ...any) {
+	if o.Warnf != nil {
+		o.Warnf(format, args...)
+	}
+}
+
+// Run takes one base backup and returns its DONE record. On failure after
+// the STARTED record was written, it writes a FAILED record (when the store
+// still answers) and returns the error: a failed or interrupted backup
+// never leaves a DONE record.
+func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.heartbeatEvery == 0 {
+		o.heartbeatEvery = heartbeatEvery
+	}
+	if o.Jobs < 1 {
+		o.Jobs = 1
+	}
+	if o.MaxPartSize <= 0 {
+		o.MaxPartSize = DefaultMaxPartSize
+	}
+	if o.MaxPartSize < 1<<20 {
+		return nil, fmt.Errorf("--max-archive-size %d is too small: use at least 1 MiB", o.MaxPartSize)
+	}
+	if o.Codec == nil {
+		c, err := compress.Lookup(compress.Default)
+		if err != nil {
+			return nil, err
+		}
+		o.Codec = c
+	}
+	if err := CheckName(o.Name); err != nil {
+		return nil, err
+	}
+	r := &run{o: o, layout: catalog.Layout{Server: o.Server}}
+	switch o.Method {
+	case MethodAuto, MethodLocal:
+		return r.local(ctx)
+	case MethodStream:
+		return r.stream(ctx)
+	}
+	return nil, fmt.Errorf("unknown --method %q: use local or stream", o.Method)
+}
+
+// CheckName refuses names that would be taken for something else where a
+// BACKUP_ID is accepted.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return nil
+	case name == catalog.RefLatest || name == catalog.RefOldest || name == catalog.RefAuto:
+		return fmt.Errorf("--name %q is a keyword for BACKUP_ID: choose another name", name)
+	case catalog.LooksLikeID(name):
+		return fmt.Errorf("--name %q looks like a backup id: choose another name", name)
+	case strings.TrimSpace(name) != name || strings.ContainsAny(name, "\n\r\t"):
+		return fmt.Errorf("--name %q: no leading or trailing spaces or control characters", name)
+	}
+	return nil
+}
+
+// checkNameFree refuses a name another backup of the server has, whatever
+// its status: a name must find one backup.
+func (r *run) checkNameFree(ctx context.Context) error {
+	if r.o.Name == "" {
+		return nil
+	}
+	all, err := catalog.List(ctx, r.o.Store, r.layout)
+	if err != nil {
+		return err
+	}
+	for _, b := range all {
+		if b.Name == r.o.Name {
+			return fmt.Errorf("%w: server %s already has a backup named %q (id %s, %s): choose another name, or delete that backup with gbc-backup-delete",
+				ErrRefused, r.o.Server, r.o.Name, b.ID, b.Status)
+		}
+	}
+	return nil
+}
+
+// checkArchiving refuses a server that does not archive WAL: without the
+// WAL from the backup's start to its end, the backup cannot be restored.
+func checkArchiving(mode, command, library string, inRecovery bool, warnf func(string, ...any)) error {
+	switch {
+	case mode == "off":
+		return fmt.Errorf("%w: archive_mode is off: a base backup is unusable without the WAL written during it; set archive_mode = on and archive_command = 'gbc-wal-archive STORE_URL SERVER_NAME %%p', then restart PostgreSQL", ErrRefused)
+	case inRecovery && mode != "always":
+		warnf("the server is a standby with archive_mode = %s: the primary must archive to this store, or the backup will wait for its last WAL segment", mode)
+	}
+	if strings.TrimSpace(command) == "" && strings.TrimSpace(library) == "" {
+		return fmt.Errorf("%w: archive_mode is %s but archive_command is empty: PostgreSQL archives nothing and the backup would never end; set archive_command = 'gbc-wal-archive STORE_URL SERVER_NAME %%p'", ErrRefused, mode)
+	}
+	if library == "" && !strings.Contains(command, "gbc-wal-archive") && !strings.Contains(command, "gbc wal-archive") {
+		warnf("archive_command %q does not call gbc-wal-archive: make sure it archives to this store, or the backup cannot be restored from it", command)
+	}
+	return nil
+}
+
+// newRecord is the STARTED record of a new backup, id not yet chosen.
+func (r *run) newRecord(method string) *catalog.Backup {
+	host, _ := os.Hostname()
+	return &catalog.Backup{
+		Format:           catalog.FormatVersion,
+		Name:             r.o.Name,
+		Server:           r.o.Server,
+		Status:           catalog.StatusStarted,
+		Method:           method,
+		Compression:      r.o.Codec.Name(),
+		CompressionLevel: r.o.Level,
+		Tags:             r.o.Tags,
+		Host:             host,
+		GBCVersion:       r.o.GBCVersion,
+		Parts:            []catalog.Part{},
+	}
+}
+
+// create chooses the backup id (the start time in UTC) and writes the
+// STARTED record there. Create fails if the id is taken, by a backup started
+// in the same second: then the next second is tried.
+func (r *run) create(ctx context.Context, b *catalog.Backup) error {
+	for attempt := 0; ; attempt++ {
+		now := r.o.now().UTC().Truncate(time.Second)
+		b.ID = now.Format(catalog.IDLayout)
+		b.BeginTime = now
+		b.Heartbeat = now
+		b.Label = "gbc " + b.ID
+		err := catalog.Create(ctx, r.o.Store, r.layout, b)
+		if err == nil {
+			r.rec = b
+			return nil
+		}
+		if !errors.Is(err, cloud.ErrExists) || attempt >= 5 {
+			return err
+		}
+		select {
+		case <-time.After(time.Until(now.Add(time.Second))):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// update changes the record under the lock and saves it.
+func (r *run) update(ctx context.Context, f func(b *catalog.Backup)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r.rec)
+	return catalog.Save(ctx, r.o.Store, r.layout, r.rec)
+}
+
+// heartbeat refreshes the STARTED record until stopped, so that retention
+// tells this live backup from one whose process died. Its failures are
+// only warnings: the backup itself may still succeed.
+func (r *run) heartbeat(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.o.heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				err := r.update(ctx, func(b *catalog.Backup) { b.Heartbeat = r.o.now().UTC() })
+				if err != nil && ctx.Err() == nil {
+					r.o.warnf("refresh the STARTED record: %v", err)
+				}
+			}
+		}
+	}()
+	r.stopBeat = func() { cancel(); <-done }
+}
+
+// fail records the failure: a FAILED record, so that list shows it and
+// delete can clean it up. It runs on a context of its own, since the
+// backup's may be what was cancelled.
+func (r *run) fail(ctx context.Context, cause error) error {
+	if r.stopBeat != nil {
+		r.stopBeat()
+		r.stopBeat = nil
+	}
+	if r.rec == nil || r.rec.ID == "" {
+		return cause
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := r.update(ctx, func(b *catalog.Backup) {
+		b.Status = catalog.StatusFailed
+		b.Error = cause.Error()
+		b.EndTime = r.o.now().UTC()
+	})
+	if err != nil {
+		r.o.warnf("could not write the FAILED record of backup %s: %v", r.rec.ID, err)
+	}
+	return fmt.Errorf("backup %s failed: %w", r.rec.ID, cause)
+}
+
+// done commits the backup: the DONE record, written last.
+func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
+	r.stopBeat()
+	r.stopBeat = nil
+	err := r.update(ctx, func(b *catalog.Backup) {
+		b.Status = catalog.StatusDone
+		b.EndTime = r.o.now().UTC()
+		b.Heartbeat = time.Time{}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.rec, nil
+}
+
+// waitWAL waits until the segment holding the end of the backup is in the
+// store, so that a DONE backup is restorable from the store alone.
+func (r *run) waitWAL(ctx context.Context, segment string) error {
+	if r.o.WALTimeout <= 0 {
+		return nil
+	}
+	prefix := r.layout.WALKey(segment, "")
+	deadline := time.Now().Add(r.o.WALTimeout)
+	delay := 200 * time.Millisecond
+	for {
+		found := false
+		err := r.o.Store.List(ctx, prefix, func(a cloud.Attrs) error {
+			if base, _ := compress.SplitKey(a.Key); base == prefix {
+				found = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("look for WAL segment %s in the store: %w", segment, err)
+		}
+		if found {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("WAL segment %s, which the backup needs, is not in the store after %s: archive_command must archive to this store and server (gbc-wal-archive STORE_URL %s %%p); see the server log for archiving failures",
+				segment, r.o.WALTimeout, r.o.Server)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// walRanges is the WAL the backup needs. gbc knows one timeline: a
+// backup's start and end are on the same timeline unless a standby
+// switched timelines during it, which PostgreSQL's own history would tell.
+func walRanges(tli uint32, start, end pg.LSN) []WALRange {
+	return []WALRange{{Timeline: tli, Start: start, End: end}}
+}
+
+// readableDataDir tells whether dir is this server's data directory,
+// readable here: its pg_control has the system identifier the server
+// reports. The check keeps a host that happens to have a data directory at
+// the same path (another cluster) from being backed up instead.
+func readableDataDir(dir, systemID string) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, controlFile))
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	id, err := controlSystemID(f)
+	if err != nil {
+		return false, err
+	}
+	if id != systemID {
+		return false, fmt.Errorf("%w: the data directory %s on this host belongs to another cluster (system identifier %s, the server's is %s): run gbc-backup on the database host, or use --method stream",
+			ErrRefused, dir, id, systemID)
+	}
+	return true, nil
+}

@@ -1,0 +1,441 @@
+package backup
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/pg"
+)
+
+// appName is what pg_stat_activity shows for gbc's sessions.
+const appName = "gbc-backup"
+
+// serverInfo is what the backup learns about the server before starting.
+type serverInfo struct {
+	version       int
+	versionString string
+	systemID      string
+	catalogVer    int64
+	segSize       int64
+	inRecovery    bool
+	dataDir       string
+	tablespaces   []pg.Tablespace
+}
+
+func (r *run) inspect(ctx context.Context, conn *pg.Conn) (*serverInfo, error) {
+	si := &serverInfo{version: conn.Version(), versionString: conn.VersionString()}
+	var err error
+	if si.systemID, err = conn.SystemIdentifier(ctx); err != nil {
+		return nil, err
+	}
+	if si.catalogVer, err = conn.CatalogVersion(ctx); err != nil {
+		return nil, err
+	}
+	if si.segSize, err = conn.WALSegmentSize(ctx); err != nil {
+		return nil, err
+	}
+	if si.inRecovery, err = conn.InRecovery(ctx); err != nil {
+		return nil, err
+	}
+	set, err := conn.Settings(ctx, "archive_mode", "archive_command", "archive_library")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkArchiving(set["archive_mode"], set["archive_command"], set["archive_library"], si.inRecovery, r.o.warnf); err != nil {
+		return nil, err
+	}
+	if si.dataDir, err = conn.DataDirectory(ctx); err != nil {
+		return nil, fmt.Errorf("%w (the role needs pg_read_all_settings or superuser for --method local)", err)
+	}
+	if si.tablespaces, err = conn.Tablespaces(ctx); err != nil {
+		return nil, err
+	}
+	return si, nil
+}
+
+// versionDir is TABLESPACE_VERSION_DIRECTORY, PG_<major>_<catversion>: the
+// directory of a tablespace location that belongs to this server version.
+func (si *serverInfo) versionDir() string {
+	return fmt.Sprintf("PG_%d_%d", si.version/10000, si.catalogVer)
+}
+
+// local takes the backup from files read on this host, between
+// pg_backup_start and pg_backup_stop on one held session.
+func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
+	conn, err := pg.Connect(ctx, r.o.ConnString, appName)
+	if err != nil {
+		return nil, err
+	}
+	// Closing the session aborts a backup still running on it, so every
+	// failure below leaves the server as it was.
+	defer conn.Close(context.WithoutCancel(ctx))
+	si, err := r.inspect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := readableDataDir(si.dataDir, si.systemID)
+	if err != nil && r.o.Method == MethodLocal {
+		return nil, err
+	}
+	if !ok {
+		if r.o.Method == MethodLocal {
+			return nil, fmt.Errorf("%w: the data directory %s is not readable here: run gbc-backup on the database host as its owner (or root), or use --method stream", ErrRefused, si.dataDir)
+		}
+		r.o.logf("data directory %s is not readable here: taking the backup with --method stream", si.dataDir)
+		conn.Close(ctx)
+		return r.stream(ctx)
+	}
+	if err := r.checkNameFree(ctx); err != nil {
+		return nil, err
+	}
+
+	rec := r.newRecord(MethodLocal)
+	rec.PGVersion, rec.PGVersionString = si.version, si.versionString
+	rec.SystemIdentifier, rec.WALSegmentSize = si.systemID, si.segSize
+	rec.DataDirectory, rec.FromStandby = si.dataDir, si.inRecovery
+	// Until the server names the backup's start, the last checkpoint's
+	// redo point is a lower bound of the WAL it needs: what retention must
+	// keep from now on (see catalog's package documentation).
+	redo, tli, err := conn.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	setBegin(rec, tli, redo, si.segSize)
+	for _, t := range si.tablespaces {
+		rec.Tablespaces = append(rec.Tablespaces, catalog.Tablespace{OID: strconv.FormatUint(uint64(t.OID), 10), Name: t.Name, Location: t.Location})
+	}
+	if err := r.create(ctx, rec); err != nil {
+		return nil, err
+	}
+	r.o.logf("backup %s of server %s started (method local, data directory %s)", rec.ID, r.o.Server, si.dataDir)
+	r.heartbeat(ctx)
+	b, err := r.localCopy(ctx, conn, si)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return b, nil
+}
+
+func setBegin(b *catalog.Backup, tli uint32, lsn pg.LSN, segSize int64) {
+	b.Timeline = tli
+	b.BeginLSN = lsn.String()
+	b.BeginWAL = pg.SegmentName(tli, lsn.Segment(segSize), segSize)
+}
+
+func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*catalog.Backup, error) {
+	start, err := conn.BackupStart(ctx, r.rec.Label, !r.o.Spread)
+	if err != nil {
+		return nil, err
+	}
+	_, tli, err := conn.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.update(ctx, func(b *catalog.Backup) { setBegin(b, tli, start, si.segSize) }); err != nil {
+		return nil, err
+	}
+	r.o.logf("backup started at WAL %s (%s)", start, r.rec.BeginWAL)
+
+	man, err := newManifestWriter(r.o.Codec, r.o.Level, si.version, si.systemID)
+	if err != nil {
+		return nil, err
+	}
+	defer man.Close()
+	var total int64
+	if r.o.Progress != nil {
+		// Only an estimate for the progress line: the databases' sizes.
+		total, _ = conn.DatabaseSize(ctx)
+	}
+	prog := r.startProgress(total)
+	defer prog.stop()
+	p := newPipeline(ctx, r.pipelineConfig(prog.add))
+	// fail stops the pipeline; the error that stopped it is the one worth
+	// reporting, not the cancellations it caused.
+	fail := func(err error) (*catalog.Backup, error) {
+		p.abort(err)
+		_, werr := p.wait()
+		if werr != nil && !errors.Is(werr, err) && !errors.Is(werr, context.Canceled) {
+			err = errors.Join(err, werr)
+		}
+		return nil, err
+	}
+	c := &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
+	res, err := r.copyFiles(p, c, si)
+	if err != nil {
+		return fail(err)
+	}
+
+	// pg_control last, as BASE_BACKUP does, once everything it describes
+	// was read. It is 8 KiB (PG_CONTROL_FILE_SIZE): held in memory until
+	// the backup_label exists, so that all three go in one last part.
+	control, controlInfo, err := readSmallFile(filepath.Join(si.dataDir, controlFile))
+	if err != nil {
+		return fail(err)
+	}
+	r.o.logf("files copied; stopping the backup (waits until its last WAL segment is archived)")
+	stop, err := conn.BackupStop(ctx, true)
+	if err != nil {
+		return fail(err)
+	}
+	label, err := pg.ParseBackupLabel(stop.BackupLabel)
+	if err != nil {
+		return fail(err)
+	}
+	tail := p.archive("")
+	tail.n = res.dataParts
+	now := r.o.now()
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode fs.FileMode
+		mt   time.Time
+	}{
+		{labelFile, []byte(stop.BackupLabel), 0o600, now},
+		{spcMapFile, []byte(stop.TablespaceMap), 0o600, now},
+		{controlFile, control, controlInfo.Mode().Perm(), controlInfo.ModTime()},
+	} {
+		if f.name == spcMapFile && len(f.data) == 0 {
+			continue
+		}
+		if err := c.writeBytes(tail, f.name, f.name, f.data, f.mode, f.mt); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tail.Close(); err != nil {
+		return fail(err)
+	}
+	parts, err := p.wait()
+	if err != nil {
+		return nil, err
+	}
+	prog.stop()
+	endTLI := label.StartTimeline
+	if err := man.Finish(walRanges(endTLI, label.StartLSN, stop.LSN)); err != nil {
+		return nil, err
+	}
+	mkey := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
+	msize, msum, err := man.Upload(ctx, r.o.Store, mkey)
+	if err != nil {
+		return nil, err
+	}
+	endWAL := pg.SegmentName(endTLI, stop.LSN.PrevSegment(si.segSize), si.segSize)
+	if err := r.waitWAL(ctx, endWAL); err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	b := r.rec
+	setBegin(b, label.StartTimeline, label.StartLSN, si.segSize)
+	b.EndLSN, b.EndWAL = stop.LSN.String(), endWAL
+	b.BackupLabel, b.TablespaceMap = stop.BackupLabel, stop.TablespaceMap
+	b.Parts = parts
+	b.ManifestKey, b.ManifestSHA256, b.ManifestStoredSize = mkey, msum, msize
+	b.Files = man.Files()
+	b.DataSize, b.StoredSize = 0, msize
+	for _, pt := range parts {
+		b.DataSize += pt.Size
+		b.StoredSize += pt.StoredSize
+	}
+	for i := range b.Tablespaces {
+		b.Tablespaces[i].Size = res.tablespaceBytes[b.Tablespaces[i].OID]
+	}
+	r.mu.Unlock()
+	return r.done(ctx)
+}
+
+type copyResult struct {
+	dataParts       int
+	tablespaceBytes map[string]int64
+}
+
+// copyFiles writes the data directory, then every tablespace, each as its
+// own archive.
+func (r *run) copyFiles(p *pipeline, c *copier, si *serverInfo) (*copyResult, error) {
+	res := &copyResult{tablespaceBytes: map[string]int64{}}
+	rootInfo, err := os.Stat(si.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	skip := map[string]bool{}
+	for _, t := range si.tablespaces {
+		if rel, err := filepath.Rel(si.dataDir, t.Location); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			skip[filepath.ToSlash(rel)] = true
+		}
+	}
+	data := p.archive("")
+	w := &walker{root: si.dataDir, data: true, skip: skip, versionDir: "", dirMode: rootInfo.Mode().Perm(), warnf: r.o.warnf}
+	if err := w.walk(p.ctx, func(e *entry) error { return c.send(data, e, "") }); err != nil {
+		return nil, err
+	}
+	if err := data.Close(); err != nil {
+		return nil, err
+	}
+	res.dataParts = data.n
+	for _, t := range si.tablespaces {
+		oid := strconv.FormatUint(uint64(t.OID), 10)
+		a := p.archive(oid)
+		w := &walker{root: t.Location, versionDir: si.versionDir(), dirMode: rootInfo.Mode().Perm(), warnf: r.o.warnf}
+		if err := w.walk(p.ctx, func(e *entry) error { return c.send(a, e, "pg_tblspc/"+oid+"/") }); err != nil {
+			return nil, fmt.Errorf("tablespace %s (%s): %w", t.Name, t.Location, err)
+		}
+		if err := a.Close(); err != nil {
+			return nil, err
+		}
+		res.tablespaceBytes[oid] = a.Bytes
+	}
+	return res, nil
+}
+
+// copier copies files into archives and lists them in the manifest.
+type copier struct {
+	buf   []byte
+	zero  []byte
+	man   *manifestWriter
+	warnf func(string, ...any)
+}
+
+// send writes one walk entry. manPrefix turns a tablespace archive's path
+// into the manifest's, which is relative to the data directory.
+func (c *copier) send(a *archiveWriter, e *entry, manPrefix string) error {
+	if e.typ == tar.TypeDir {
+		return a.WriteHeader(dirHeader(e.rel, e.info))
+	}
+	return c.sendFile(a, e.path, e.rel, manPrefix+e.rel)
+}
+
+func dirHeader(name string, info fs.FileInfo) *tar.Header {
+	h := &tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()}
+	setOwner(h, info)
+	return h
+}
+
+func setOwner(h *tar.Header, info fs.FileInfo) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		h.Uid, h.Gid = int(st.Uid), int(st.Gid)
+	}
+}
+
+// sendFile copies one file. Its size is taken when it is opened: a file
+// that grows meanwhile is copied up to that size, and one that shrinks is
+// padded with zeros, as BASE_BACKUP does. Either way WAL replay from the
+// backup's start rewrites what changed. A file that vanished before it was
+// opened (a dropped table) is left out.
+func (c *copier) sendFile(a *archiveWriter, path, name, manName string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		c.warnf("skipping special file %q", path)
+		return nil
+	}
+	size := info.Size()
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()}
+	setOwner(h, info)
+	if err := a.WriteHeader(h); err != nil {
+		return err
+	}
+	var crc uint32
+	var done int64
+	for done < size {
+		n, rerr := f.Read(c.buf[:min(int64(len(c.buf)), size-done)])
+		if n > 0 {
+			crc = crc32.Update(crc, castagnoli, c.buf[:n])
+			if _, err := a.Write(c.buf[:n]); err != nil {
+				return err
+			}
+			done += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read %s: %w", path, rerr)
+		}
+	}
+	if done < size {
+		// Truncated while read: pad to the size in the header.
+		if c.zero == nil {
+			c.zero = make([]byte, len(c.buf))
+		}
+		for done < size {
+			n := min(int64(len(c.zero)), size-done)
+			crc = crc32.Update(crc, castagnoli, c.zero[:n])
+			if _, err := a.Write(c.zero[:n]); err != nil {
+				return err
+			}
+			done += n
+		}
+	}
+	c.man.AddFile(manName, size, info.ModTime(), crc)
+	return nil
+}
+
+// writeBytes writes a file whose content is in memory (backup_label,
+// tablespace_map, pg_control).
+func (c *copier) writeBytes(a *archiveWriter, name, manName string, data []byte, mode fs.FileMode, mtime time.Time) error {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: int64(mode), ModTime: mtime,
+		Uid: os.Geteuid(), Gid: os.Getegid()}
+	if err := a.WriteHeader(h); err != nil {
+		return err
+	}
+	if _, err := a.Write(data); err != nil {
+		return err
+	}
+	c.man.AddFile(manName, int64(len(data)), mtime, crc32.Checksum(data, castagnoli))
+	return nil
+}
+
+// readSmallFile reads pg_control, refusing anything bigger than a control
+// file can be.
+func readSmallFile(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	const limit = 64 << 10
+	if info.Size() > limit {
+		return nil, nil, fmt.Errorf("%s is %d bytes: not a control file", path, info.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, info, nil
+}
+
+// controlSystemID reads the system identifier from a pg_control file: its
+// first field, a uint64 in the machine's (little-endian) order.
+func controlSystemID(r io.Reader) (string, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("read pg_control: %w", err)
+	}
+	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:]), 10), nil
+}
