@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
 )
 
 // StatusUnreadable marks, in listings only, a backup whose backup.json
@@ -38,18 +42,24 @@ var ErrNoBackup = fmt.Errorf("backup %w", cloud.ErrNotFound)
 // List returns the record of every backup of the server, whatever its
 // status, oldest first (ids are start times, so they sort by time).
 //
-// backup.json stays the only source of truth: one paginated LIST of the
-// server's base/ prefix finds the records, then they are read in parallel.
-// No index object is kept beside them, since an index can disagree with the
-// records it summarises after a crash between two writes, and the listing
-// is already fast (about 2,000 backups per second on a local S3 server).
-// A record that vanishes between LIST and GET was deleted meanwhile and is
-// left out.
+// One paginated LIST of the server's base/ prefix finds the records, then
+// they are read in parallel (see Summaries for the fast listing). A record
+// that vanishes between LIST and GET was deleted meanwhile and is left out.
 func List(ctx context.Context, s cloud.Store, l Layout) ([]*Backup, error) {
-	ids, err := listIDs(ctx, s, l)
+	recs, err := listRecords(ctx, s, l)
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.id
+	}
+	all, err := loadAll(ctx, s, l, ids)
+	return compact(all), err
+}
+
+// loadAll reads the records of ids in parallel, in the order of ids.
+func loadAll(ctx context.Context, s cloud.Store, l Layout, ids []string) ([]*Backup, error) {
 	out := make([]*Backup, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
@@ -72,13 +82,18 @@ func List(ctx context.Context, s cloud.Store, l Layout) ([]*Backup, error) {
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("list backups of server %s: %w", l.Server, err)
 	}
-	kept := out[:0]
-	for _, b := range out {
+	return out, nil
+}
+
+// compact drops the nil entries of records deleted between LIST and GET.
+func compact(bs []*Backup) []*Backup {
+	kept := bs[:0]
+	for _, b := range bs {
 		if b != nil {
 			kept = append(kept, b)
 		}
 	}
-	return kept, nil
+	return kept
 }
 
 // isStoreError tells a failure to read the object (which must fail the
@@ -87,22 +102,29 @@ func isStoreError(err error) bool {
 	return errors.Is(err, cloud.ErrPermission) || errors.Is(err, cloud.ErrTransient) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// listIDs returns the ids of the backups that have a record, sorted.
-func listIDs(ctx context.Context, s cloud.Store, l Layout) ([]string, error) {
+// listRecords returns the listing attributes of every backup record, by
+// backup id, sorted.
+func listRecords(ctx context.Context, s cloud.Store, l Layout) ([]listedRecord, error) {
 	root := l.BaseRoot()
-	var ids []string
+	var recs []listedRecord
 	err := s.List(ctx, root, func(a cloud.Attrs) error {
 		id, rest, ok := strings.Cut(strings.TrimPrefix(a.Key, root), "/")
 		if ok && rest == recordName && id != "" {
-			ids = append(ids, id)
+			recs = append(recs, listedRecord{id: id, size: a.Size, modTime: a.ModTime})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list backups of server %s: %w", l.Server, err)
 	}
-	sort.Strings(ids)
-	return ids, nil
+	sort.Slice(recs, func(i, j int) bool { return recs[i].id < recs[j].id })
+	return recs, nil
+}
+
+type listedRecord struct {
+	id      string
+	size    int64
+	modTime time.Time
 }
 
 // recordName is the last element of Layout.RecordKey.
@@ -130,10 +152,19 @@ func Find(ctx context.Context, s cloud.Store, l Layout, ref string, suits func(*
 			return nil, err
 		}
 	}
-	all, err := List(ctx, s, l)
+	all, err := Summaries(ctx, s, l)
 	if err != nil {
 		return nil, err
 	}
+	b, err := pick(all, l, ref, suits)
+	if err != nil {
+		return nil, err
+	}
+	// The summary chose it; the record itself is what callers act on.
+	return Load(ctx, s, l, b.ID)
+}
+
+func pick(all []*Backup, l Layout, ref string, suits func(*Backup) bool) (*Backup, error) {
 	var done []*Backup
 	for _, b := range all {
 		if b.Status == StatusDone {
@@ -178,4 +209,133 @@ const IDLayout = "20060102T150405Z"
 func LooksLikeID(s string) bool {
 	_, err := time.Parse(IDLayout, s)
 	return err == nil
+}
+
+// Summaries returns every backup of the server like List, but without the
+// bulky fields a listing does not show (parts, backup_label,
+// tablespace_map, snapshots), and fast: each record's summary is taken from
+// a cache object when the LIST shows the record unchanged since it was
+// cached (same size and modification time), so a listing of thousands of
+// backups costs one LIST and one GET instead of one GET per backup.
+//
+// backup.json stays the only source of truth: the cache is never read
+// without that validation, a missing or damaged cache only costs the GETs,
+// and Find reads the chosen backup's record itself. The cache is rewritten,
+// best effort, when it was stale; a store that refuses the write (read-only
+// credentials) just keeps the slower path.
+func Summaries(ctx context.Context, s cloud.Store, l Layout) ([]*Backup, error) {
+	recs, err := listRecords(ctx, s, l)
+	if err != nil {
+		return nil, err
+	}
+	cached := readSummaryCache(ctx, s, l)
+	out := make([]*Backup, len(recs))
+	var missIdx []int
+	var missIDs []string
+	for i, r := range recs {
+		if e, ok := cached[r.id]; ok && e.Size == r.size && e.ModTime.Equal(r.modTime) {
+			out[i] = e.Record
+			continue
+		}
+		missIdx = append(missIdx, i)
+		missIDs = append(missIDs, r.id)
+	}
+	loaded, err := loadAll(ctx, s, l, missIDs)
+	if err != nil {
+		return nil, err
+	}
+	// Rewrite the cache only when it would change: unreadable records are
+	// never cached, so they alone must not cause a write per listing.
+	stale := len(cached) != len(recs)-len(missIDs)
+	for j, b := range loaded {
+		if b != nil {
+			out[missIdx[j]] = summarize(b)
+			stale = stale || b.Status != StatusUnreadable
+		}
+	}
+	if stale {
+		fresh := summaryCache{Format: summaryCacheFormat, Entries: make([]summaryEntry, 0, len(recs))}
+		for i, r := range recs {
+			if b := out[i]; b != nil && b.Status != StatusUnreadable {
+				fresh.Entries = append(fresh.Entries, summaryEntry{Size: r.size, ModTime: r.modTime, Record: b})
+			}
+		}
+		writeSummaryCache(ctx, s, l, &fresh)
+	}
+	return compact(out), nil
+}
+
+// summarize keeps what a listing shows of a record.
+func summarize(b *Backup) *Backup {
+	c := *b
+	c.Parts, c.BackupLabel, c.TablespaceMap, c.Snapshots = nil, "", "", nil
+	return &c
+}
+
+// summaryCacheFormat versions the cache object; another number is ignored
+// (and rewritten), never misread.
+const summaryCacheFormat = 1
+
+type summaryCache struct {
+	Format  int            `json:"format"`
+	Entries []summaryEntry `json:"entries"`
+}
+
+type summaryEntry struct {
+	// Size and ModTime are those the LIST showed for the record when it
+	// was summarised: a rewritten record differs in one of them.
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	Record  *Backup   `json:"record"`
+}
+
+// summaryCacheKey sits beside base/, not in it, so that nothing scanning
+// base/<id>/ prefixes takes it for a backup.
+func summaryCacheKey(l Layout) string { return l.Root() + "catalog-cache.json.zst" }
+
+// readSummaryCache returns the cached summaries by id; any failure yields
+// an empty cache, which only means more GETs.
+func readSummaryCache(ctx context.Context, s cloud.Store, l Layout) map[string]summaryEntry {
+	key := summaryCacheKey(l)
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	_, codec := compress.SplitKey(key)
+	dec, err := codec.NewReader(io.LimitReader(rc, maxRecordSize))
+	if err != nil {
+		return nil
+	}
+	defer dec.Close()
+	var c summaryCache
+	if err := json.NewDecoder(dec).Decode(&c); err != nil || c.Format != summaryCacheFormat {
+		return nil
+	}
+	m := make(map[string]summaryEntry, len(c.Entries))
+	for _, e := range c.Entries {
+		if e.Record != nil && e.Record.Format <= FormatVersion {
+			m[e.Record.ID] = e
+		}
+	}
+	return m
+}
+
+func writeSummaryCache(ctx context.Context, s cloud.Store, l Layout, c *summaryCache) {
+	key := summaryCacheKey(l)
+	_, codec := compress.SplitKey(key)
+	var buf bytes.Buffer
+	w, err := codec.NewWriter(&buf, 0)
+	if err != nil {
+		return
+	}
+	if err := json.NewEncoder(w).Encode(c); err != nil {
+		return
+	}
+	if err := w.Close(); err != nil {
+		return
+	}
+	// Best effort by design (see Summaries): the error changes nothing
+	// for this listing.
+	_ = s.Put(ctx, key, bytes.NewReader(buf.Bytes()), cloud.PutOptions{SizeHint: int64(buf.Len())})
 }

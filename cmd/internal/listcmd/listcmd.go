@@ -70,7 +70,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	defer s.Close()
-	backups, err := catalog.List(ctx, s, catalog.Layout{Server: server})
+	backups, err := catalog.Summaries(ctx, s, catalog.Layout{Server: server})
 	if err != nil {
 		return err
 	}
