@@ -1,0 +1,673 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PGSuperuser is the superuser initdb creates (-U).
+const PGSuperuser = "postgres"
+
+// PGOptions configure StartPostgres (and StartFrom).
+type PGOptions struct {
+	// ArchiveCommand, when set, turns archive_mode on with this command.
+	// Store.CommandLine builds one.
+	ArchiveCommand string
+	// ArchiveMode overrides archive_mode ("on", "always", "off").
+	ArchiveMode string
+	// WALSegmentSizeMB is initdb's --wal-segsize (a power of 2, 1 to 1024);
+	// 0 keeps PostgreSQL's 16.
+	WALSegmentSizeMB int
+	// DataChecksums runs initdb with --data-checksums.
+	DataChecksums bool
+	// Settings are extra postgresql.conf settings, written after the
+	// harness's own (so they win). Values are quoted by the harness.
+	Settings map[string]string
+	// Env (KEY=VALUE) is added to the server's environment, and so to
+	// archive_command and restore_command: pass Store.Env here.
+	Env []string
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// StartTimeout bounds the wait for the server to accept connections
+	// (default 2 minutes; StartFrom: 5 minutes, for recovery).
+	StartTimeout time.Duration
+}
+
+// Cluster is a running (or stopped) PostgreSQL server owned by one test.
+// It runs as PGUser (never root), listens on 127.0.0.1:Port and on a unix
+// socket in SocketDir, trusts every local connection, and is stopped and
+// removed when the test ends.
+type Cluster struct {
+	DataDir   string
+	Port      int
+	SocketDir string
+	LogPath   string // the server's stderr, kept across restarts
+	BinDir    string // PostgreSQL's bindir
+	Version   int    // major version, e.g. 15
+
+	opts PGOptions
+	base string // per-cluster temp dir: socket, log, HOME
+
+	mu   sync.Mutex
+	p    *proc
+	pool *pgxpool.Pool
+}
+
+// StartPostgres initdb's a new cluster in a temp dir and starts it.
+//
+// When the tests run as root, initdb, the server and every tool the
+// Cluster runs use the unprivileged PGUser. The server's PATH starts with
+// the copy of the gbc commands (BinDir) when a build is present, so
+// archive_command may name gbc-wal-archive bare.
+func StartPostgres(t testing.TB, opts PGOptions) *Cluster {
+	t.Helper()
+	c := newCluster(t, opts)
+	c.DataDir = filepath.Join(c.base, "data")
+	args := []string{"-D", c.DataDir, "-A", "trust", "-U", PGSuperuser, "-E", "UTF8", "--locale=C",
+		"--no-sync", "--no-instructions"}
+	if opts.DataChecksums {
+		args = append(args, "--data-checksums")
+	}
+	if opts.WALSegmentSizeMB != 0 {
+		args = append(args, "--wal-segsize="+strconv.Itoa(opts.WALSegmentSizeMB))
+	}
+	c.Run(t, "initdb", args...)
+	conf := []string{
+		"# written by the gbc e2e harness",
+		"listen_addresses = '127.0.0.1'",
+		fmt.Sprintf("port = %d", c.Port),
+		"unix_socket_directories = " + pgQuote(c.SocketDir),
+		"wal_level = replica",
+		"max_wal_senders = 10",
+		"max_replication_slots = 10",
+		"max_connections = 50",
+		"shared_buffers = '32MB'",
+		"fsync = off",
+		"log_line_prefix = '%m [%p] '",
+	}
+	mode := opts.ArchiveMode
+	if mode == "" && opts.ArchiveCommand != "" {
+		mode = "on"
+	}
+	if mode != "" {
+		conf = append(conf, "archive_mode = "+pgQuote(mode))
+	}
+	if opts.ArchiveCommand != "" {
+		conf = append(conf, "archive_command = "+pgQuote(opts.ArchiveCommand))
+	}
+	c.appendConf(t, conf)
+	c.Start(t)
+	return c
+}
+
+// StartFrom starts a second cluster on dataDir, e.g. one gbc-restore wrote
+// into a NewEmptyDataDir, with this cluster's options (and so its Env).
+// dataDir and its tablespaces are chmod'ed 0700 and given to PGUser. port
+// 0 picks a free port. Port, socket and listen address are set on the
+// server's command line, so they override the restored configuration.
+func (c *Cluster) StartFrom(t testing.TB, dataDir string, port int) *Cluster {
+	t.Helper()
+	opts := c.opts
+	opts.Port = port
+	opts.ArchiveCommand, opts.ArchiveMode, opts.Settings = "", "", nil
+	return StartPostgresFrom(t, dataDir, opts)
+}
+
+// StartPostgresFrom starts a cluster on an existing data directory (see
+// StartFrom). opts.ArchiveCommand, ArchiveMode and Settings, when set, are
+// appended to its postgresql.conf; postgresql.auto.conf, where gbc-restore
+// writes the recovery settings, still wins over them.
+func StartPostgresFrom(t testing.TB, dataDir string, opts PGOptions) *Cluster {
+	t.Helper()
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 5 * time.Minute
+	}
+	c := newCluster(t, opts)
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	c.DataDir = abs
+	if err := os.Chmod(c.DataDir, 0o700); err != nil {
+		t.Fatalf("harness: chmod data directory: %v", err)
+	}
+	ChownToPG(t, c.DataDir)
+	// Tablespaces are symlinks in pg_tblspc: their targets need the same.
+	links, _ := filepath.Glob(filepath.Join(c.DataDir, "pg_tblspc", "*"))
+	for _, l := range links {
+		if target, err := filepath.EvalSymlinks(l); err == nil {
+			ChownToPG(t, target)
+		}
+	}
+	var conf []string
+	if opts.ArchiveMode != "" {
+		conf = append(conf, "archive_mode = "+pgQuote(opts.ArchiveMode))
+	}
+	if opts.ArchiveCommand != "" {
+		conf = append(conf, "archive_command = "+pgQuote(opts.ArchiveCommand))
+	}
+	if len(conf) > 0 || len(opts.Settings) > 0 {
+		c.appendConf(t, append([]string{"# added by the gbc e2e harness"}, conf...))
+	}
+	c.Start(t)
+	return c
+}
+
+func newCluster(t testing.TB, opts PGOptions) *Cluster {
+	t.Helper()
+	bindir, err := pgBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgCredential(); err != nil {
+		t.Fatal(err)
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 2 * time.Minute
+	}
+	c := &Cluster{BinDir: bindir, opts: opts, Port: opts.Port}
+	c.Version, err = pgMajor(bindir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.base = tempDir(t, "gbc-pg-")
+	c.SocketDir = c.base
+	if len(c.SocketDir) > 80 {
+		t.Fatalf("harness: socket directory %s is too long for a unix socket: set TMPDIR to a shorter path", c.SocketDir)
+	}
+	c.LogPath = filepath.Join(c.base, "postgres.log")
+	if c.Port == 0 {
+		c.Port = FreePort(t)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lines of the PostgreSQL log %s:\n%s", c.LogPath, tailFile(c.LogPath, 50))
+		}
+		c.halt()
+	})
+	return c
+}
+
+// appendConf appends lines, then opts.Settings, to postgresql.conf.
+func (c *Cluster) appendConf(t testing.TB, lines []string) {
+	t.Helper()
+	keys := make([]string, 0, len(c.opts.Settings))
+	for k := range c.opts.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lines = append(lines, k+" = "+pgQuote(c.opts.Settings[k]))
+	}
+	path := filepath.Join(c.DataDir, "postgresql.conf")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("harness: write %s: %v", path, err)
+	}
+}
+
+// pgQuote quotes a postgresql.conf value.
+func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pgBinDir finds PostgreSQL's programs: $GBC_PG_BINDIR, else
+// `pg_config --bindir`, else the directory of initdb in PATH.
+func pgBinDir() (string, error) {
+	return reg.pgBin.get(func() (string, error) {
+		hint := "install the PostgreSQL 15 server (Debian: postgresql-15; scripts/test-deps.sh does it) or set GBC_PG_BINDIR"
+		if d := os.Getenv("GBC_PG_BINDIR"); d != "" {
+			if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+				return "", fmt.Errorf("harness: GBC_PG_BINDIR=%s has no initdb: %w", d, err)
+			}
+			return d, nil
+		}
+		if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+			d := strings.TrimSpace(string(out))
+			if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+				return d, nil
+			}
+		}
+		if p, err := exec.LookPath("initdb"); err == nil {
+			return filepath.Dir(p), nil
+		}
+		return "", fmt.Errorf("harness: PostgreSQL not found (no GBC_PG_BINDIR, no pg_config, no initdb in PATH): %s", hint)
+	})
+}
+
+var pgVersionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
+
+func pgMajor(bindir string) (int, error) {
+	out, err := exec.Command(filepath.Join(bindir, "postgres"), "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("harness: postgres --version: %w", err)
+	}
+	m := pgVersionRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("harness: cannot read the version in %q", out)
+	}
+	return strconv.Atoi(string(m[1]))
+}
+
+// serverEnv is the environment of the server and of every tool run as
+// PGUser: this process's, with HOME set to the cluster's own directory
+// (the PostgreSQL user may not read root's), PATH starting with the gbc
+// commands and PostgreSQL's bindir, libpq variables for this cluster, then
+// opts.Env.
+func (c *Cluster) serverEnv() []string {
+	path := c.BinDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	if d, ok := gbcDir(); ok {
+		path = d + string(os.PathListSeparator) + path
+	}
+	env := append(os.Environ(), "HOME="+c.base, "PATH="+path, "LC_ALL=C")
+	env = append(env, c.Env()...)
+	return append(env, c.opts.Env...)
+}
+
+// Env returns libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE) that
+// point a client, such as gbc-backup, at this cluster over TCP.
+func (c *Cluster) Env() []string {
+	return []string{
+		"PGHOST=127.0.0.1",
+		"PGPORT=" + strconv.Itoa(c.Port),
+		"PGUSER=" + PGSuperuser,
+		"PGDATABASE=postgres",
+		"PGSSLMODE=disable",
+	}
+}
+
+// ConnString is a libpq key/value connection string for this cluster.
+func (c *Cluster) ConnString() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable", c.Port, PGSuperuser)
+}
+
+// Start starts the (stopped) server and waits until it accepts
+// connections.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *Cluster) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil && !c.p.exited() {
+		return errors.New("harness: PostgreSQL is already running")
+	}
+	start := time.Now()
+	p, err := startProc(procSpec{
+		name: "postgres",
+		path: filepath.Join(c.BinDir, "postgres"),
+		args: []string{"-D", c.DataDir, "-p", strconv.Itoa(c.Port), "-k", c.SocketDir,
+			"-c", "listen_addresses=127.0.0.1"},
+		env:       c.serverEnv(),
+		dir:       c.base,
+		logPath:   c.LogPath,
+		asPG:      true,
+		pdeathsig: syscall.SIGQUIT, // immediate shutdown if the test binary dies
+	})
+	if err != nil {
+		return err
+	}
+	c.p = p
+	err = waitFor(context.Background(), p, c.opts.StartTimeout, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.ConnString())
+		if err != nil {
+			return err
+		}
+		return conn.Close(ctx)
+	})
+	if err != nil {
+		p.kill()
+		return fmt.Errorf("harness: PostgreSQL on port %d: %w", c.Port, err)
+	}
+	logStart("PostgreSQL", c.DataDir, start)
+	return nil
+}
+
+// Stop shuts the server down (fast mode: SIGINT) and waits for it.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	if err := c.stop(syscall.SIGINT, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Kill crashes the server: SIGKILL to the postmaster and every backend.
+// The next Start goes through crash recovery.
+func (c *Cluster) Kill(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closePool()
+	if c.p != nil {
+		c.p.kill()
+	}
+}
+
+// Restart stops and starts the server.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	c.Stop(t)
+	c.Start(t)
+}
+
+// Running reports whether the postmaster is running.
+func (c *Cluster) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p != nil && !c.p.exited()
+}
+
+// WaitExit waits for the server to stop by itself (e.g. a recovery target
+// with recovery_target_action = shutdown) and fails the test on timeout.
+func (c *Cluster) WaitExit(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	c.mu.Lock()
+	p := c.p
+	c.mu.Unlock()
+	if p != nil && !p.wait(timeout) {
+		t.Fatalf("harness: PostgreSQL still running after %v", timeout)
+	}
+	c.mu.Lock()
+	c.closePool()
+	c.mu.Unlock()
+}
+
+func (c *Cluster) stop(sig syscall.Signal, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closePool()
+	if c.p == nil || c.p.exited() {
+		return nil
+	}
+	if err := c.p.signal(sig); err != nil {
+		return err
+	}
+	if !c.p.wait(timeout) {
+		c.p.kill()
+		return fmt.Errorf("harness: PostgreSQL did not stop within %v (killed); log tail:\n%s", timeout, tailFile(c.LogPath, 30))
+	}
+	c.p.kill() // reap leftovers of the group, if any
+	return nil
+}
+
+// halt stops the server at the end of the test: immediate shutdown, then
+// SIGKILL.
+func (c *Cluster) halt() {
+	if err := c.stop(syscall.SIGQUIT, 15*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+func (c *Cluster) closePool() {
+	if c.pool != nil {
+		c.pool.Close()
+		c.pool = nil
+	}
+}
+
+// Pool returns a connection pool to this cluster (database postgres, user
+// postgres), closed when the server stops.
+func (c *Cluster) Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pool != nil {
+		return c.pool
+	}
+	cfg, err := pgxpool.ParseConfig(c.ConnString())
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("harness: connect to PostgreSQL on port %d: %v", c.Port, err)
+	}
+	c.pool = pool
+	return pool
+}
+
+// sqlTimeout bounds one Exec or QueryRow.
+const sqlTimeout = 5 * time.Minute
+
+// Exec runs SQL (several statements are allowed when there are no
+// arguments) and fails the test on error.
+func (c *Cluster) Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	if err := c.ExecErr(sql, args...); err != nil {
+		t.Fatalf("harness: %s: %v", shortSQL(sql), err)
+	}
+}
+
+// ExecErr is Exec returning the error, for statements expected to fail.
+// It needs a pool already opened by Pool, Exec or a query.
+func (c *Cluster) ExecErr(sql string, args ...any) error {
+	c.mu.Lock()
+	pool := c.pool
+	c.mu.Unlock()
+	if pool == nil {
+		cfg, err := pgxpool.ParseConfig(c.ConnString())
+		if err != nil {
+			return err
+		}
+		cfg.MaxConns = 4
+		if pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if c.pool == nil {
+			c.pool = pool
+		} else {
+			pool.Close()
+			pool = c.pool
+		}
+		c.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sqlTimeout)
+	defer cancel()
+	_, err := pool.Exec(ctx, sql, args...)
+	return err
+}
+
+// QueryRow runs a query returning one row; Scan it. Errors surface from
+// Scan.
+func (c *Cluster) QueryRow(t testing.TB, sql string, args ...any) pgx.Row {
+	t.Helper()
+	return c.Pool(t).QueryRow(context.Background(), sql, args...)
+}
+
+// QueryString runs a query returning one value and returns it in
+// PostgreSQL's text form ("" for NULL). It fails the test on error.
+func (c *Cluster) QueryString(t testing.TB, sql string, args ...any) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), sqlTimeout)
+	defer cancel()
+	var s *string
+	all := append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
+	if err := c.Pool(t).QueryRow(ctx, sql, all...).Scan(&s); err != nil {
+		t.Fatalf("harness: %s: %v", shortSQL(sql), err)
+	}
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// QueryInt is QueryString for an integer result.
+func (c *Cluster) QueryInt(t testing.TB, sql string, args ...any) int64 {
+	t.Helper()
+	s := c.QueryString(t, sql, args...)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("harness: %s: %q is not an integer", shortSQL(sql), s)
+	}
+	return n
+}
+
+func shortSQL(sql string) string {
+	sql = strings.Join(strings.Fields(sql), " ")
+	if len(sql) > 120 {
+		sql = sql[:120] + "..."
+	}
+	return sql
+}
+
+// SwitchWAL writes a little WAL (so the switch is never a no-op), switches
+// to a new segment, and returns the name of the segment it completed.
+func (c *Cluster) SwitchWAL(t testing.TB) string {
+	t.Helper()
+	c.Exec(t, "SELECT pg_current_xact_id()")
+	return c.QueryString(t, "SELECT pg_walfile_name(pg_switch_wal())")
+}
+
+// WaitArchived waits until PostgreSQL reports walName (a segment or a
+// history file) archived, and fails the test with the archiver's state
+// after timeout.
+func (c *Cluster) WaitArchived(t testing.TB, walName string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	done := filepath.Join(c.DataDir, "pg_wal", "archive_status", walName+".done")
+	for {
+		if _, err := os.Stat(done); err == nil {
+			return
+		}
+		var last, failed, failedAt *string
+		var nfail int64
+		err := c.Pool(t).QueryRow(context.Background(),
+			"SELECT last_archived_wal, failed_count, last_failed_wal, last_failed_time::text FROM pg_stat_archiver").
+			Scan(&last, &nfail, &failed, &failedAt)
+		if err != nil {
+			t.Fatalf("harness: read pg_stat_archiver: %v", err)
+		}
+		if last != nil && (*last == walName || (len(*last) == 24 && len(walName) == 24 && *last >= walName)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: %s not archived after %v: last archived %s, %d failures, last failed %s at %s; log tail:\n%s",
+				walName, timeout, deref(last), nfail, deref(failed), deref(failedAt), tailFile(c.LogPath, 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitRecovered waits until the server has left recovery (promoted).
+func (c *Cluster) WaitRecovered(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for c.QueryString(t, "SELECT pg_is_in_recovery()") != "f" {
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: still in recovery after %v; log tail:\n%s", timeout, tailFile(c.LogPath, 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
+// NewEmptyDataDir returns a fresh, empty directory (mode 0700, owned by
+// PGUser) for a restore to fill; StartFrom starts it. It is removed when
+// the test ends.
+func (c *Cluster) NewEmptyDataDir(t testing.TB) string {
+	t.Helper()
+	return NewEmptyDataDir(t)
+}
+
+// NewEmptyDataDir is Cluster.NewEmptyDataDir without a cluster.
+func NewEmptyDataDir(t testing.TB) string {
+	t.Helper()
+	d := filepath.Join(tempDir(t, "gbc-pgdata-"), "data")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	ChownToPG(t, d)
+	return d
+}
+
+// Command prepares a PostgreSQL program (from BinDir, else PATH) to run as
+// PGUser with the server's environment (so PGHOST etc. point at this
+// cluster), in its own process group. Use it when the test wants the exit
+// status; Run for the common case.
+func (c *Cluster) Command(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(c.BinDir, name)
+	if _, err := os.Stat(path); err != nil {
+		if path, err = exec.LookPath(name); err != nil {
+			t.Fatalf("harness: %s is neither in %s nor in PATH", name, c.BinDir)
+		}
+	}
+	cred, err := pgCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = c.serverEnv()
+	cmd.Dir = c.base
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	return cmd
+}
+
+// Run runs a PostgreSQL program (pg_verifybackup, pg_amcheck, psql,
+// initdb...) as PGUser against this cluster and returns its combined
+// output. A non-zero exit fails the test.
+func (c *Cluster) Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	cmd := c.Command(t, name, args...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("harness: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	t.Logf("$ %s %s  # %v", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	return string(out)
+}
+
+// PgBench runs pgbench against this cluster, e.g. PgBench(t, "-i", "-s",
+// "5") or PgBench(t, "-c", "4", "-T", "10").
+func (c *Cluster) PgBench(t testing.TB, args ...string) string {
+	t.Helper()
+	return c.Run(t, "pgbench", args...)
+}
+
+// RunGBC runs a gbc command as PGUser, the way PostgreSQL or the DBA's cron
+// job would, with this cluster's libpq variables (PGHOST, PGPORT...) and
+// its Env, plus env. See the package RunGBC.
+func (c *Cluster) RunGBC(t testing.TB, env []string, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
+	cred, err := pgCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(append(append([]string{"HOME=" + c.base}, c.Env()...), c.opts.Env...), env...)
+	return runGBC(t, cred, c.base, all, args)
+}
