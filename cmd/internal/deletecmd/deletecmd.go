@@ -222,7 +222,7 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 	if rep.DryRun {
 		total = "Total to delete"
 	}
-	_, err := fmt.Fprintf(w, "%s: %d objects, %s (%d backups, %d WAL objects).\n",
+	_, err := fmt.Fprintf(w, "%s: %d objects, %s (%d backup(s), %d WAL objects).\n",
 		total, rep.Objects, listcmd.Bytes(rep.Bytes), len(rep.Deleted), rep.WAL.Objects)
 	return err
 }

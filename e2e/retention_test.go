@@ -1,0 +1,371 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/e2e/harness"
+	"github.com/gbc-backup/gbc/retention/prune"
+	"github.com/gbc-backup/gbc/wal"
+)
+
+// Retention end to end. The synthetic tests build a catalog and a WAL
+// archive directly in the store (records through catalog.Save, as
+// gbc-backup writes them) and run the real gbc-backup-delete and
+// gbc-backup-keep against it, on every provider; TestRetentionPostgres does
+// the same with real backups of a PostgreSQL 15 cluster and restores what
+// remains.
+
+const retServer = "main"
+
+var retLayout = catalog.Layout{Server: retServer}
+
+// Exit codes of the documented contract (README), checked as a user's
+// script sees them.
+const (
+	exitUsage    = 2
+	exitConflict = 4
+	exitNotFound = 5
+)
+
+// openRetStore opens st in this process, with the credentials the gbc
+// commands get.
+func openRetStore(t *testing.T, st harness.Store) cloud.Store {
+	t.Helper()
+	st.Setenv(t)
+	s, err := cloud.Open(context.Background(), st.URL, cloud.Options{EndpointURL: st.EndpointURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func retPut(t testing.TB, s cloud.Store, key, content string) {
+	t.Helper()
+	if err := s.Put(context.Background(), key, strings.NewReader(content), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func retSeg(tli uint32, segno uint64) string {
+	return wal.SegmentFromSegNo(tli, segno, wal.DefaultSegmentSize).String()
+}
+
+// synthBackup stores a backup as gbc-backup leaves it: parts, manifest, and
+// the record last.
+func synthBackup(t *testing.T, s cloud.Store, begin time.Time, status catalog.Status, tli uint32, beginSeg, endSeg uint64) *catalog.Backup {
+	t.Helper()
+	id := begin.UTC().Format(catalog.IDLayout)
+	const size = 16 << 20
+	b := &catalog.Backup{
+		Format: catalog.FormatVersion, ID: id, Server: retServer, Status: status, Timeline: tli,
+		WALSegmentSize: size, BeginTime: begin.UTC(), EndTime: begin.UTC().Add(time.Hour),
+		BeginWAL: retSeg(tli, beginSeg), EndWAL: retSeg(tli, endSeg),
+		BeginLSN: wal.FormatLSN(beginSeg*size + 0x28), EndLSN: wal.FormatLSN(endSeg*size + 0x100),
+		Method: "local", Compression: "zstd",
+	}
+	if status != catalog.StatusDone {
+		b.EndTime, b.EndWAL, b.EndLSN = time.Time{}, "", ""
+	}
+	for i := range 2 {
+		key := retLayout.PartKey(id, "", i, "zst")
+		retPut(t, s, key, "part "+key)
+		b.Parts = append(b.Parts, catalog.Part{Key: key})
+	}
+	b.ManifestKey = retLayout.ManifestKey(id, "zst")
+	retPut(t, s, b.ManifestKey, "manifest")
+	if err := catalog.Save(context.Background(), s, retLayout, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func synthBackupFile(b *catalog.Backup) string {
+	return retLayout.WALKey(fmt.Sprintf("%s.%08X.backup", b.BeginWAL, 0x28), "zst")
+}
+
+func listKeys(t *testing.T, s cloud.Store, prefix string) []string {
+	t.Helper()
+	var out []string
+	if err := s.List(context.Background(), prefix, func(a cloud.Attrs) error {
+		out = append(out, a.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func runGBC(t *testing.T, st harness.Store, cmd string, flags []string, pos ...string) (string, string, int) {
+	t.Helper()
+	return harness.RunGBC(t, st.Env, st.Argv(harness.Bin(t, cmd), flags, pos...)...)
+}
+
+func mustGBC(t *testing.T, st harness.Store, cmd string, flags []string, pos ...string) string {
+	t.Helper()
+	out, errOut, code := runGBC(t, st, cmd, flags, pos...)
+	if code != 0 {
+		t.Fatalf("%s %v: exit %d\nstdout: %s\nstderr: %s", cmd, flags, code, out, errOut)
+	}
+	return out
+}
+
+func TestRetentionSynthetic(t *testing.T) {
+	for _, provider := range harness.Providers {
+		t.Run(provider, func(t *testing.T) { testRetentionSynthetic(t, provider) })
+	}
+}
+
+func testRetentionSynthetic(t *testing.T, provider string) {
+	st := harness.NewStore(t, provider)
+	s := openRetStore(t, st)
+	now := time.Now().UTC().Truncate(time.Second)
+
+	// Four daily backups on timeline 1 (begin WAL 2, 5, 8, 11), WAL 1..14,
+	// a timeline 2 forked at 13, a young FAILED backup and a young orphan.
+	var bs []*catalog.Backup
+	for i := range 4 {
+		b := synthBackup(t, s, now.Add(-time.Duration(4-i)*24*time.Hour), catalog.StatusDone, 1, uint64(2+3*i), uint64(3+3*i))
+		retPut(t, s, synthBackupFile(b), "backup label")
+		bs = append(bs, b)
+	}
+	failed := synthBackup(t, s, now.Add(-90*time.Minute), catalog.StatusFailed, 1, 12, 12)
+	orphan := now.Add(-time.Hour).Format(catalog.IDLayout)
+	retPut(t, s, retLayout.PartKey(orphan, "", 0, "zst"), "orphan part")
+	for n := uint64(1); n <= 14; n++ {
+		retPut(t, s, retLayout.WALKey(retSeg(1, n), "zst"), "wal")
+	}
+	for n := uint64(13); n <= 15; n++ {
+		retPut(t, s, retLayout.WALKey(retSeg(2, n), "zst"), "wal")
+	}
+	retPut(t, s, retLayout.WALKey("00000002.history", "zst"), "1\t0/D000000\tno recovery target specified\n")
+	retPut(t, s, retLayout.WALKey(retSeg(1, 13)+".partial", "zst"), "partial")
+
+	// Keep the second backup standalone.
+	mustGBC(t, st, "gbc-backup-keep", []string{"--target", "standalone"}, retServer, bs[1].ID)
+	if got := strings.TrimSpace(mustGBC(t, st, "gbc-backup-keep", []string{"--status"}, retServer, bs[1].ID)); got != "standalone" {
+		t.Fatalf("keep --status = %q, want standalone", got)
+	}
+	if _, _, code := runGBC(t, st, "gbc-backup-keep", []string{"--target", "full"}, retServer, failed.ID); code != exitConflict {
+		t.Errorf("keep of a FAILED backup: exit %d, want %d", code, exitConflict)
+	}
+
+	// A dry run reports, and deletes nothing.
+	before := listKeys(t, s, "")
+	out := mustGBC(t, st, "gbc-backup-delete", []string{"--dry-run", "--format", "json", "--retention-policy", "redundancy 2"}, retServer)
+	var dry prune.Report
+	if err := json.Unmarshal([]byte(out), &dry); err != nil {
+		t.Fatalf("dry-run JSON: %v\n%s", err, out)
+	}
+	if after := listKeys(t, s, ""); !reflect.DeepEqual(before, after) {
+		t.Fatal("--dry-run changed the store")
+	}
+
+	// The real run. REDUNDANCY 2 with the second backup kept: the first
+	// goes; WAL before the third backup's begin (8) goes, except the kept
+	// backup's 5..6 and its .backup file; timeline 2 (forked at 13) stays.
+	out = mustGBC(t, st, "gbc-backup-delete", []string{"--retention-policy", "REDUNDANCY 2"}, retServer)
+	t.Logf("gbc-backup-delete:\n%s", out)
+	var wantWAL []string
+	for _, n := range []uint64{5, 6, 8, 9, 10, 11, 12, 13, 14} {
+		wantWAL = append(wantWAL, retLayout.WALKey(retSeg(1, n), "zst"))
+	}
+	for n := uint64(13); n <= 15; n++ {
+		wantWAL = append(wantWAL, retLayout.WALKey(retSeg(2, n), "zst"))
+	}
+	wantWAL = append(wantWAL, retLayout.WALKey("00000002.history", "zst"), retLayout.WALKey(retSeg(1, 13)+".partial", "zst"))
+	for _, b := range bs[1:] {
+		wantWAL = append(wantWAL, synthBackupFile(b))
+	}
+	sort.Strings(wantWAL)
+	if got := listKeys(t, s, retLayout.WALRoot()); !reflect.DeepEqual(got, wantWAL) {
+		t.Errorf("WAL left:\n got %v\nwant %v", got, wantWAL)
+	}
+	var wantBase []string
+	for _, id := range []string{bs[1].ID, bs[2].ID, bs[3].ID, failed.ID} {
+		wantBase = append(wantBase, retLayout.ManifestKey(id, "zst"), retLayout.RecordKey(id),
+			retLayout.PartKey(id, "", 0, "zst"), retLayout.PartKey(id, "", 1, "zst"))
+	}
+	wantBase = append(wantBase, retLayout.PartKey(orphan, "", 0, "zst")) // younger than --orphan-age
+	sort.Strings(wantBase)
+	if got := listKeys(t, s, retLayout.BaseRoot()); !reflect.DeepEqual(got, wantBase) {
+		t.Errorf("backups left:\n got %v\nwant %v", got, wantBase)
+	}
+	// The dry run announced exactly this.
+	if len(dry.Deleted) != 1 || dry.Deleted[0].ID != bs[0].ID || dry.WAL.Objects != 6 ||
+		dry.Objects != 4+6 || len(before)-dry.Objects != len(listKeys(t, s, "")) {
+		t.Errorf("dry run announced %+v", dry)
+	}
+
+	// Refusals, which change nothing.
+	before = listKeys(t, s, "")
+	for _, tt := range []struct {
+		flags []string
+		code  int
+	}{
+		{[]string{"--backup-id", bs[1].ID}, exitConflict},                              // kept
+		{[]string{"--backup-id", bs[2].ID, "--minimum-redundancy", "2"}, exitConflict}, // 1 would remain
+		{[]string{"--backup-id", "20200101T000000Z"}, exitNotFound},
+		{[]string{"--retention-policy", "REDUNDANCY 0"}, exitUsage},
+		{[]string{"--retention-policy", "REDUNDANCY 1", "--backup-id", "latest"}, exitUsage},
+		{[]string{"--retention-policy", "REDUNDANCY 1", "--orphan-age", "1m"}, exitUsage},
+	} {
+		if _, errOut, code := runGBC(t, st, "gbc-backup-delete", tt.flags, retServer); code != tt.code {
+			t.Errorf("gbc-backup-delete %v: exit %d, want %d (%s)", tt.flags, code, tt.code, errOut)
+		}
+	}
+	if after := listKeys(t, s, ""); !reflect.DeepEqual(before, after) {
+		t.Fatal("a refused delete changed the store")
+	}
+
+	// Release the keep, then delete that backup by id.
+	mustGBC(t, st, "gbc-backup-keep", []string{"--release"}, retServer, bs[1].ID)
+	mustGBC(t, st, "gbc-backup-delete", []string{"--backup-id", bs[1].ID, "--minimum-redundancy", "2"}, retServer)
+	if k := listKeys(t, s, retLayout.BackupRoot(bs[1].ID)); len(k) != 0 {
+		t.Errorf("backup deleted by id left %v", k)
+	}
+	if got := listKeys(t, s, retLayout.WALRoot()); len(got) != len(wantWAL)-3 {
+		t.Errorf("after deleting the released backup, WAL left: %v (want its range 5..6 and .backup file gone)", got)
+	}
+}
+
+// A backup in progress (its STARTED record, which gbc-backup writes before
+// pg_backup_start with a lower bound of its begin WAL) keeps every WAL from
+// its begin on, even below the remaining DONE backups; once its record is
+// older than --orphan-age it protects nothing.
+func TestRetentionInProgressBackup(t *testing.T) {
+	for _, provider := range []string{"file", "s3"} {
+		t.Run(provider, func(t *testing.T) {
+			st := harness.NewStore(t, provider)
+			s := openRetStore(t, st)
+			now := time.Now().UTC().Truncate(time.Second)
+			for i := range 3 {
+				synthBackup(t, s, now.Add(-time.Duration(3-i)*24*time.Hour), catalog.StatusDone, 1, uint64(10+10*i), uint64(11+10*i))
+			}
+			started := synthBackup(t, s, now.Add(-time.Minute), catalog.StatusStarted, 1, 15, 15)
+			for n := uint64(1); n <= 40; n++ {
+				retPut(t, s, retLayout.WALKey(retSeg(1, n), "zst"), "wal")
+			}
+			mustGBC(t, st, "gbc-backup-delete", []string{"--retention-policy", "REDUNDANCY 1"}, retServer)
+			left := map[string]bool{}
+			for _, k := range listKeys(t, s, retLayout.WALRoot()) {
+				left[k] = true
+			}
+			for n := uint64(1); n <= 40; n++ {
+				k := retLayout.WALKey(retSeg(1, n), "zst")
+				if want := n >= 15; left[k] != want {
+					t.Errorf("WAL %d present %v, want %v (in-progress backup begins at 15)", n, left[k], want)
+				}
+			}
+			if k := listKeys(t, s, retLayout.BackupRoot(started.ID)); len(k) != 4 {
+				t.Errorf("backup in progress touched: %v", k)
+			}
+		})
+	}
+}
+
+// TestRetentionBench measures the cleanup of a large WAL archive: N small
+// WAL objects (GBC_BENCH_WAL, default 100,000) of which all but 1,000 are
+// obsolete, on each store of GBC_BENCH_STORES (default "file,s3"). It
+// reports the wall time and the peak RSS of the gbc-backup-delete process.
+//
+//	GBC_BENCH=1 go test ./e2e -run TestRetentionBench -v -timeout 2h
+func TestRetentionBench(t *testing.T) {
+	if os.Getenv("GBC_BENCH") == "" {
+		t.Skip("set GBC_BENCH=1 to run the 100,000-WAL cleanup benchmark")
+	}
+	n := 100_000
+	if v := os.Getenv("GBC_BENCH_WAL"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 2000 {
+			t.Fatalf("GBC_BENCH_WAL=%q: want a number of at least 2000", v)
+		}
+	}
+	stores := "file,s3"
+	if v := os.Getenv("GBC_BENCH_STORES"); v != "" {
+		stores = v
+	}
+	for _, provider := range strings.Split(stores, ",") {
+		t.Run(provider, func(t *testing.T) { benchRetention(t, provider, n) })
+	}
+}
+
+func benchRetention(t *testing.T, provider string, n int) {
+	st := harness.NewStore(t, provider)
+	s := openRetStore(t, st)
+	now := time.Now().UTC().Truncate(time.Second)
+	keepN := 1000
+	synthBackup(t, s, now.Add(-24*time.Hour), catalog.StatusDone, 1, uint64(n-keepN+1), uint64(n-keepN+1))
+
+	// Fill the archive with many concurrent Puts: the store's latency,
+	// not its bandwidth, is what bounds this.
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	body := strings.Repeat("w", 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				key := retLayout.WALKey(retSeg(1, uint64(i)), "zst")
+				if err := s.Put(context.Background(), key, strings.NewReader(body), cloud.PutOptions{}); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	t.Logf("%s: stored %d WAL objects in %s", provider, n, time.Since(start).Round(time.Millisecond))
+
+	argv := st.Argv(harness.Bin(t, "gbc-backup-delete"), []string{"--retention-policy", "REDUNDANCY 1"}, retServer)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), st.Env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start = time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("gbc-backup-delete: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	// ru_maxrss is the peak resident set of the child, in KiB on Linux:
+	// what /usr/bin/time -v reports as "Maximum resident set size".
+	peakKiB := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	left := len(listKeys(t, s, retLayout.WALRoot()))
+	if left != keepN {
+		t.Errorf("%d WAL objects left, want %d", left, keepN)
+	}
+	t.Logf("%s: gbc-backup-delete removed %d of %d WAL objects in %s (%.0f objects/s), peak RSS %.1f MiB\n%s",
+		provider, n-keepN, n, elapsed.Round(time.Millisecond), float64(n-keepN)/elapsed.Seconds(), float64(peakKiB)/1024, stdout.String())
+}
