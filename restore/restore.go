@@ -93,7 +93,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	places, err := plan(b, o.Dest, o.Relocate)
+	places, err := Plan(b, o.Dest, o.Relocate)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +155,13 @@ func incomplete(dest string, err error) error {
 	return fmt.Errorf("%w; the restore is incomplete and %s is unusable (PostgreSQL will refuse to start it): remove it, and any tablespace directory restored with it, before trying again", err, dest)
 }
 
-// plan decides where each tablespace goes.
-func plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placement, error) {
+// ErrPlan classifies a relocation that cannot be done (an unknown
+// tablespace, a relative or overlapping location): a usage error, found
+// before anything is written.
+var ErrPlan = errors.New("invalid tablespace relocation")
+
+// Plan decides where each tablespace of b goes when restoring into dest.
+func Plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placement, error) {
 	dest = filepath.Clean(dest)
 	used := map[string]bool{}
 	places := make([]Placement, 0, len(b.Tablespaces))
@@ -170,14 +175,14 @@ func plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placeme
 			}
 		}
 		if !filepath.IsAbs(p.Location) {
-			return nil, fmt.Errorf("tablespace %s (oid %s): location %q is not absolute: give --tablespace %s:/absolute/path", ts.Name, ts.OID, p.Location, ts.Name)
+			return nil, fmt.Errorf("%w: tablespace %s (oid %s): location %q is not absolute: give --tablespace %s:/absolute/path", ErrPlan, ts.Name, ts.OID, p.Location, ts.Name)
 		}
 		p.Location = filepath.Clean(p.Location)
 		if p.Location == dest || strings.HasPrefix(p.Location, dest+string(filepath.Separator)) || strings.HasPrefix(dest, p.Location+string(filepath.Separator)) {
-			return nil, fmt.Errorf("tablespace %s: location %s overlaps the data directory %s: relocate it with --tablespace %s:/other/path", ts.Name, p.Location, dest, ts.Name)
+			return nil, fmt.Errorf("%w: tablespace %s: location %s overlaps the data directory %s: relocate it with --tablespace %s:/other/path", ErrPlan, ts.Name, p.Location, dest, ts.Name)
 		}
 		if used[p.Location] {
-			return nil, fmt.Errorf("two tablespaces would be restored into %s: relocate one with --tablespace NAME:LOCATION", p.Location)
+			return nil, fmt.Errorf("%w: two tablespaces would be restored into %s: relocate one with --tablespace NAME:LOCATION", ErrPlan, p.Location)
 		}
 		used[p.Location] = true
 		places = append(places, p)
@@ -189,9 +194,9 @@ func plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placeme
 				names = append(names, ts.Name)
 			}
 			if len(names) == 0 {
-				return nil, fmt.Errorf("--tablespace %s: backup %s has no tablespace besides the data directory", key, b.ID)
+				return nil, fmt.Errorf("%w: --tablespace %s: backup %s has no tablespace besides the data directory", ErrPlan, key, b.ID)
 			}
-			return nil, fmt.Errorf("--tablespace %s: backup %s has no such tablespace; it has %s", key, b.ID, strings.Join(names, ", "))
+			return nil, fmt.Errorf("%w: --tablespace %s: backup %s has no such tablespace; it has %s", ErrPlan, key, b.ID, strings.Join(names, ", "))
 		}
 	}
 	for _, p := range b.Parts {

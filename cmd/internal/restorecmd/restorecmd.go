@@ -106,6 +106,9 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err := target.Reachable(b); err != nil {
 		return cli.Exit(cli.ExitUsage, err)
 	}
+	if _, err := restore.Plan(b, dest, relocate); err != nil {
+		return cli.Exit(cli.ExitUsage, err)
+	}
 	e.Log.Infof("restoring backup %s%s (ended %s, %s) into %s", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), listcmd.Bytes(b.DataSize), dest)
 
 	if !noRecovery && !e.Bool("no-wal-check") {
