@@ -27,8 +27,9 @@ if command -v pg_config >/dev/null 2>&1; then
   [ -x "$pgbin/initdb" ] || need_apt+=(postgresql-15)
   [ -x "$pgbin/pgbench" ] || need_apt+=(postgresql-contrib)
 fi
-command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
-command -v sudo >/dev/null 2>&1 || true
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing ${need_apt[*]} with apt-get"
@@ -43,8 +44,10 @@ stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$TOOLS/$1.version" 2>/dev/null)" = "$
 go_tool() { # name module version
   if stamp_ok "$1" "$3"; then return 0; fi
   log "building $1 $3 (cached in $BIN afterwards)"
+  local t0=$SECONDS
   GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$2@$3" >&2
   echo "$3" > "$TOOLS/$1.version"
+  log "built $1 in $((SECONDS - t0)) s"
 }
 
 go_tool minio github.com/minio/minio "$MINIO_VERSION" &
@@ -57,7 +60,8 @@ p3=$!
 if ! stamp_ok azurite-blob "$AZURITE_VERSION"; then
   log "installing azurite $AZURITE_VERSION with npm"
   mkdir -p "$TOOLS/azurite"
-  (cd "$TOOLS/azurite" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >&2)
+  # An EBADENGINE warning about the node version is harmless.
+  (cd "$TOOLS/azurite" && npm install --no-audit --no-fund --no-update-notifier --loglevel=error "azurite@$AZURITE_VERSION" >&2)
   ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$BIN/azurite-blob"
   echo "$AZURITE_VERSION" > "$TOOLS/azurite-blob.version"
 fi
@@ -65,4 +69,11 @@ fi
 fail=0
 for p in $p1 $p2 $p3; do wait "$p" || fail=1; done
 [ $fail = 0 ] || { log "a tool failed to build"; exit 1; }
+
+# Every tool must run, not merely exist: a half-written binary or a broken
+# npm install would otherwise only show up as a failing test.
+"$BIN/minio" --version >/dev/null
+"$BIN/fake-gcs-server" -help >/dev/null 2>&1 || [ $? = 2 ]
+test -f "$(readlink -f "$BIN/azurite-blob")" # node takes seconds to load it: no --version
+"$BIN/staticcheck" -version >/dev/null
 echo "$BIN"
