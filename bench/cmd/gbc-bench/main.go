@@ -1,0 +1,81 @@
+// Command gbc-bench measures gbc side by side with barman-cloud and
+// pgBackRest (`make bench`, through scripts/bench.sh): it prints a Markdown
+// table and writes it, with a JSON file, under --results.
+//
+//	gbc-bench [--scale smoke|quick|full] [--tools gbc,barman-cloud,pgbackrest]
+//	          [--scenarios wal-archive,wal-archive-call,backup,many-files]
+//	          [--results DIR] [--keep] [-v]
+//
+// It needs PostgreSQL 15 (pg_config in PATH), MinIO and the gbc build in
+// PATH, and the peers it measures installed. Run as root, it runs
+// PostgreSQL and the tools as the postgres user.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/gbc-backup/gbc/bench"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("gbc-bench", flag.ContinueOnError)
+	scale := fs.String("scale", "quick", "smoke (seconds, checks the harness), quick (a few minutes) or full (the issue's sizes, about 40 minutes)")
+	tools := fs.String("tools", strings.Join(bench.AllTools(), ","), "comma-separated tools to measure")
+	scenarios := fs.String("scenarios", "", "comma-separated scenarios (wal-archive, wal-archive-call, backup, many-files); default all")
+	results := fs.String("results", "bench/results", "directory for DATE-SCALE.md and .json (empty: do not write)")
+	workDir := fs.String("workdir", "", "parent of the run's temporary directory (default $TMPDIR or /tmp)")
+	pgUser := fs.String("pg-user", "postgres", "user that runs PostgreSQL and the tools when started as root")
+	keep := fs.Bool("keep", false, "keep the run's directory (data directories, logs)")
+	verbose := fs.Bool("v", false, "log every command")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "gbc-bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, bench.Options{
+		Scale:      *scale,
+		Tools:      split(*tools),
+		Scenarios:  split(*scenarios),
+		ResultsDir: *results,
+		WorkDir:    *workDir,
+		PGUser:     *pgUser,
+		Keep:       *keep,
+		Verbose:    *verbose,
+	})
+	if rep != nil {
+		fmt.Print(rep.Markdown())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gbc-bench: %v\n", err)
+		return 1
+	}
+	if f := rep.Failures(); len(f) > 0 {
+		fmt.Fprintf(os.Stderr, "gbc-bench: %d failures (see the table)\n", len(f))
+		return 1
+	}
+	return 0
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
