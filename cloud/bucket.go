@@ -87,29 +87,23 @@ func (s *bucketStore) Put(ctx context.Context, key string, r io.Reader, opts Put
 	// Every provider commits what it has received when its writer is
 	// closed normally. To abort, the writer's context must be cancelled
 	// before Close: S3 then aborts the multipart upload, GCS abandons the
-	// resumable session, Azure never commits the block list.
+	// resumable session, Azure never commits the block list. sourceReader
+	// does that the moment the source fails or ctx is done.
+	//
+	// Upload (rather than NewWriter and io.Copy) hands the reader to the
+	// S3 and Azure drivers directly, without a pipe; it also avoids
+	// azureblob's pipe writer, whose Close dereferences a nil pipe after
+	// any failed upload (gocloud v0.47).
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := b.NewWriter(wctx, key, s.writerOptions(opts))
-	if err != nil {
-		return s.fail("put", key, err)
-	}
-	src := &sourceReader{r: r}
-	_, err = io.Copy(w, ctxReader{ctx, src})
-	if err == nil {
-		err = ctx.Err()
+	src := &sourceReader{r: r, ctx: ctx, cancel: cancel}
+	err = b.Upload(wctx, key, src, s.writerOptions(opts))
+	if src.err != nil {
+		// The source failed, not the store: say so, and keep the
+		// source's own classification (if any).
+		return &Error{Op: "put", URL: s.url(key), Kind: kindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
 	}
 	if err != nil {
-		cancel()
-		_ = w.Close()
-		if src.err != nil {
-			// The source failed, not the store: say so, and keep the
-			// source's own classification (if any).
-			return &Error{Op: "put", URL: s.url(key), Kind: kindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
-		}
-		return s.fail("put", key, err)
-	}
-	if err := w.Close(); err != nil {
 		return s.fail("put", key, err)
 	}
 	return nil
@@ -125,18 +119,26 @@ func kindOf(err error) error {
 	return nil
 }
 
-// sourceReader remembers a failure of the caller's reader, to tell it apart
-// from a failure of the upload (both surface from io.Copy). It hides the
-// reader's WriterTo so that every read goes through it.
+// sourceReader feeds a Put from the caller's reader. It cancels the upload
+// (before the driver can commit) when the reader fails or ctx is done, and
+// remembers a failure of the reader to tell it apart from one of the store.
+// The driver reads from one goroutine and is done before Upload returns.
 type sourceReader struct {
-	r   io.Reader
-	err error
+	r      io.Reader
+	ctx    context.Context
+	cancel context.CancelFunc
+	err    error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		s.cancel()
+		return 0, err
+	}
 	n, err := s.r.Read(p)
 	if err != nil && err != io.EOF {
 		s.err = err
+		s.cancel()
 	}
 	return n, err
 }

@@ -12,6 +12,9 @@ import (
 	"google.golang.org/api/option"
 )
 
+// gcsMaxAttempts bounds the storage client's own retries of one request.
+const gcsMaxAttempts = 4
+
 // openGCS returns the gs:// provider. The storage client, and with it the
 // search for Application Default Credentials (which on a machine outside
 // Google Cloud probes the metadata server over the network), is made on
@@ -56,8 +59,10 @@ func openGCSWith(bucket string, opts Options, newClient func(context.Context) (*
 			}
 			// Writes that overwrite are not idempotent in GCS's eyes, so
 			// by default a failed chunk fails the upload. Ours are safe to
-			// resend: the retried request carries the same bytes.
-			client.SetRetry(storage.WithPolicy(storage.RetryAlways))
+			// resend: the retried request carries the same bytes. The
+			// client would also retry forever (until ctx is done); a few
+			// attempts absorb a blip, and WithRetry's deadline does the rest.
+			client.SetRetry(storage.WithPolicy(storage.RetryAlways), storage.WithMaxAttempts(gcsMaxAttempts))
 			b, err := gcsblob.OpenBucket(ctx, nil, bucket, &gcsblob.Options{Client: client})
 			if err != nil {
 				_ = client.Close()
