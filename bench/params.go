@@ -37,7 +37,7 @@ type Params struct {
 func scaleParams(name string) (Params, error) {
 	switch name {
 	case "smoke":
-		return Params{ArchiveSeconds: 4, ArchiveClients: 2, LatencyCalls: 3, PgbenchScale: 1, ReplaySegments: 4, ManyFiles: 2000}, nil
+		return Params{ArchiveSeconds: 3, ArchiveClients: 2, LatencyCalls: 3, PgbenchScale: 1, ReplaySegments: 2, ManyFiles: 1000}, nil
 	case "quick":
 		return Params{ArchiveSeconds: 20, ArchiveClients: 2, LatencyCalls: 20, PgbenchScale: 10, ReplaySegments: 40, ManyFiles: 20000}, nil
 	case "full":

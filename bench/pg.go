@@ -347,15 +347,6 @@ func (c *cluster) waitLog(ctx context.Context, want string, timeout time.Duratio
 	}
 }
 
-// countLog counts the server log lines containing s.
-func (c *cluster) countLog(s string) int {
-	b, err := os.ReadFile(c.log)
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), s)
-}
-
 // segmentName is the WAL file name of byte position lsn on timeline tli.
 func segmentName(tli int, lsn int64) string {
 	seg := lsn / walSegmentSize

@@ -102,7 +102,7 @@ func (b *bench) walArchive(ctx context.Context) *Scenario {
 	return s
 }
 
-func (b *bench) drainLimit() int { return max(30, 2*b.p.ArchiveSeconds) }
+func (b *bench) drainLimit() int { return max(10, 2*b.p.ArchiveSeconds) }
 
 func (b *bench) liveArchive(ctx context.Context, t tool, row *Row) (err error) {
 	e := b.e
@@ -334,6 +334,7 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 			{Key: "stored", Title: "stored", Unit: "MiB", Better: -1},
 			{Key: "ratio", Title: "stored ÷ data", Unit: "%"},
 			{Key: "rss", Title: "peak RSS", Unit: "MiB", Better: -1},
+			{Key: "rss_proc", Title: "largest process", Unit: "MiB"},
 		},
 	}
 	rs := &Scenario{
@@ -345,6 +346,7 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 			{Key: "time", Title: "time", Unit: "s", Better: -1},
 			{Key: "mibs", Title: "throughput", Unit: "MiB/s", Better: +1},
 			{Key: "rss", Title: "peak RSS", Unit: "MiB", Better: -1},
+			{Key: "rss_proc", Title: "largest process", Unit: "MiB"},
 		},
 	}
 	ws := &Scenario{
@@ -445,6 +447,7 @@ func (b *bench) backups(ctx context.Context, s *Scenario) (*backupRun, error) {
 		row.Values["stored"] = float64(stored) / mib
 		row.Values["ratio"] = 100 * float64(stored) / float64(bytes)
 		row.Values["rss"] = float64(m.PeakRSS()) / mib
+		row.Values["rss_proc"] = float64(m.MaxRSS) / mib
 		b.backupRSS[t.name()] = row.Values["rss"]
 		e.log.printf("backup %s: %.1f s, %.0f MiB stored, %.0f MiB RSS", t.name(), m.Wall.Seconds(), row.Values["stored"], row.Values["rss"])
 	}
@@ -597,6 +600,7 @@ func (b *bench) restores(ctx context.Context, s *Scenario, run *backupRun) {
 		row.Values["time"] = m.Wall.Seconds()
 		row.Values["mibs"] = float64(bytes) / mib / m.Wall.Seconds()
 		row.Values["rss"] = float64(m.PeakRSS()) / mib
+		row.Values["rss_proc"] = float64(m.MaxRSS) / mib
 		e.log.printf("restore %s: %.1f s, %.0f MiB RSS", t.name(), m.Wall.Seconds(), row.Values["rss"])
 	}
 }
@@ -738,6 +742,7 @@ func (b *bench) manyFiles(ctx context.Context) (s *Scenario, err error) {
 			{Key: "files", Title: "files"},
 			{Key: "time", Title: "time", Unit: "s", Better: -1},
 			{Key: "rss", Title: "peak RSS", Unit: "MiB", Better: -1},
+			{Key: "rss_proc", Title: "largest process", Unit: "MiB"},
 			{Key: "rss_ratio", Title: "RSS ÷ scenario 2", Better: -1},
 		},
 	}
@@ -805,6 +810,7 @@ END LOOP; END $$`, from, to)
 		}
 		row.Values["time"] = m.Wall.Seconds()
 		row.Values["rss"] = float64(m.PeakRSS()) / mib
+		row.Values["rss_proc"] = float64(m.MaxRSS) / mib
 		if base := b.backupRSS[t.name()]; base > 0 {
 			row.Values["rss_ratio"] = row.Values["rss"] / base
 		}

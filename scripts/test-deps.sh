@@ -30,6 +30,10 @@ fi
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+# The benchmark's peers (make bench, and its smoke run in make test): about
+# 10 s to install.
+command -v barman-cloud-backup >/dev/null 2>&1 || need_apt+=(barman-cli-cloud)
+command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing ${need_apt[*]} with apt-get"
