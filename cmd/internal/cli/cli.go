@@ -109,6 +109,10 @@ func (c *Command) run(argv []string) int {
 		Version:         versionString(),
 		Flags:           append(append([]ucli.Flag(nil), c.Flags...), verbosityFlags()...),
 		HideHelpCommand: true,
+		// urfave/cli's own --version flag takes -v, which is --verbose
+		// here (defining both panics): verbosityFlags has a --version
+		// without the alias, handled in Action.
+		HideVersion: true,
 		// Errors are printed and mapped to exit codes below, in one place,
 		// instead of urfave/cli calling os.Exit on its own.
 		ExitErrHandler: func(*ucli.Context, error) {},
@@ -116,6 +120,10 @@ func (c *Command) run(argv []string) int {
 			return Exit(ExitUsage, fmt.Errorf("%w (see --help)", err))
 		},
 		Action: func(cc *ucli.Context) error {
+			if cc.Bool("version") {
+				fmt.Printf("%s %s\n", c.Name, versionString())
+				return nil
+			}
 			args := cc.Args().Slice()
 			if len(args) < c.MinArgs || (c.MaxArgs >= 0 && len(args) > c.MaxArgs) {
 				return Usagef("expected arguments %s, got %d (see --help)", c.ArgsUsage, len(args))

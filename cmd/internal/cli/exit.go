@@ -66,6 +66,10 @@ func CodeOf(err error) int {
 		return ee.Code
 	case errors.Is(err, cloud.ErrPermission):
 		return ExitStore
+	case errors.Is(err, cloud.ErrNoBucket):
+		// Checked before ErrNotFound, which it also carries: a missing
+		// bucket means the store cannot be used, not an unknown file.
+		return ExitStore
 	case errors.Is(err, cloud.ErrNotFound):
 		return ExitNotFound
 	case errors.Is(err, cloud.ErrExists):

@@ -63,5 +63,6 @@ func verbosityFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print details of what is done", EnvVars: envVars("verbose")},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors", EnvVars: envVars("quiet")},
+		&ucli.BoolFlag{Name: "version", Usage: "print the version"},
 	}
 }
