@@ -1,0 +1,420 @@
+package wal
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/compress"
+)
+
+// ErrConflict: a file of the same name but different content is already
+// archived. Archiving refuses to touch it.
+var ErrConflict = errors.New("different content already archived under this name")
+
+// Opener opens the store on first need, so that a call answered from a
+// look-ahead marker never pays for a provider client.
+type Opener func(ctx context.Context) (cloud.Store, error)
+
+// ArchiveOptions tune Archive.
+type ArchiveOptions struct {
+	Codec compress.Codec
+	Level int
+	// MaxParallel is how many files one call pushes at once: the one asked
+	// for and up to MaxParallel-1 segments that PostgreSQL has marked .ready
+	// after it. 1 (or less) disables look-ahead.
+	MaxParallel int
+	// Target identifies the store (its URL and endpoint). Look-ahead
+	// markers record it, so that a marker written while archiving to one
+	// store never answers for another after archive_command changed.
+	Target string
+	Log    Logger
+}
+
+// ArchiveResult says what one Archive call did.
+type ArchiveResult struct {
+	Name string
+	// FromMarker: an earlier call had pushed the file ahead; it was
+	// verified on disk against the recorded checksum and nothing was sent.
+	FromMarker bool
+	// AlreadyStored: identical content was already in the store.
+	AlreadyStored bool
+	// Ahead lists the .ready segments pushed ahead of PostgreSQL's calls.
+	Ahead []string
+}
+
+// bufferLimit is the largest file compressed into memory before upload.
+// 16 MiB segments usually shrink to 1-3 MiB, so even MaxParallel of them
+// stay well inside the memory budget, and one compression pass serves every
+// retry. Bigger files (wal_segment_size up to 1 GiB) are compressed on the
+// fly instead, again on each retry (recompressor).
+const bufferLimit = 64 << 20
+
+// Archive stores the WAL file at path (segment, .partial, .backup or
+// .history) under layout's WAL key, with the checksum and size of its
+// content in the object's metadata. It returns nil only once the object is
+// stored in full, or when identical content was already stored. Different
+// content under the same name yields ErrConflict and leaves the stored
+// object alone.
+//
+// With opts.MaxParallel > 1 it also pushes the next .ready segments of the
+// same directory in parallel and leaves a marker for each, which a later
+// call for that segment verifies against the file on disk before answering
+// at once (see lookahead.go).
+func Archive(ctx context.Context, open Opener, layout catalog.Layout, path string, opts ArchiveOptions) (ArchiveResult, error) {
+	log := orNop(opts.Log)
+	base := filepath.Base(path)
+	name, err := ParseName(base)
+	if err != nil {
+		return ArchiveResult{}, err
+	}
+	res := ArchiveResult{Name: base}
+	la := lookAhead{dir: filepath.Dir(path), identity: markerIdentity(opts.Target, layout), log: log}
+
+	// The cheap path first: no store client at all.
+	if la.consume(name) {
+		log.Debugf("%s was pushed ahead and still matches its checksum: nothing to send", base)
+		res.FromMarker = true
+		return res, nil
+	}
+
+	store, err := open(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer store.Close()
+	p := pusher{store: store, layout: layout, codec: opts.Codec, level: opts.Level, log: log}
+
+	var ahead []Name
+	if opts.MaxParallel > 1 && name.Kind == Segment {
+		ahead = la.ready(name, opts.MaxParallel-1)
+	}
+	if len(ahead) == 0 {
+		done, err := p.push(ctx, path, name)
+		res.AlreadyStored = done.already
+		return res, err
+	}
+
+	// The file asked for and the ones ahead go up together. A failure of
+	// the first cancels the others, since the call fails anyway and
+	// PostgreSQL will retry; a failure of one ahead only costs its marker.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, a := range ahead {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, err := p.push(ctx, filepath.Join(la.dir, a.String()), a)
+			if err == nil {
+				err = la.mark(a, done.sum, done.size)
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warnf("pushing %s ahead: %v (it will be pushed when PostgreSQL asks for it)", a, err)
+				}
+				return
+			}
+			mu.Lock()
+			res.Ahead = append(res.Ahead, a.String())
+			mu.Unlock()
+		}()
+	}
+	done, err := p.push(ctx, path, name)
+	res.AlreadyStored = done.already
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	la.clean()
+	return res, err
+}
+
+// pusher stores files into one store.
+type pusher struct {
+	store  cloud.Store
+	layout catalog.Layout
+	codec  compress.Codec
+	level  int
+	log    Logger
+	// bufLimit overrides bufferLimit (tests).
+	bufLimit int64
+}
+
+// pushed describes a file that is now in the store.
+type pushed struct {
+	sum     string // sha256 of the content, hex
+	size    int64
+	already bool // identical content was already stored
+}
+
+// push stores the file at path as name.
+func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return pushed{}, fmt.Errorf("open WAL file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return pushed{}, fmt.Errorf("stat WAL file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return pushed{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	size := fi.Size()
+	// A truncated segment in the archive would break every recovery that
+	// reaches it, long after the fact: refuse it now, loudly.
+	if (name.Kind == Segment || name.Kind == Partial) && !ValidSegmentSize(size) {
+		return pushed{}, fmt.Errorf("%s has %d bytes, which is not a WAL segment size (a power of two from 1 MiB to 1 GiB): refusing to archive it", path, size)
+	}
+	key := p.layout.WALKey(name.String(), p.codec.Ext())
+
+	// Whether the name is taken, under any codec's extension, is asked
+	// while the file is read and compressed, so that the round trip costs
+	// no time in the usual case of a new file.
+	existing := make(chan listResult, 1)
+	go func() { existing <- p.findExisting(ctx, name.String()) }()
+
+	var (
+		sum      string
+		body     io.ReadSeeker // nil: too large to buffer, compress on the fly
+		bodySize int64
+	)
+	switch {
+	case p.codec.Ext() == "":
+		sum, err = hashOpen(f, size)
+		body, bodySize = io.NewSectionReader(f, 0, size), size
+	case size <= cmp.Or(p.bufLimit, bufferLimit):
+		var buf *bytes.Buffer
+		buf, sum, err = p.compressToMemory(f, size)
+		if buf != nil {
+			body, bodySize = bytes.NewReader(buf.Bytes()), int64(buf.Len())
+		}
+	default:
+		sum, err = hashOpen(f, size)
+	}
+	found := <-existing
+	if err != nil {
+		return pushed{}, err
+	}
+	if found.err != nil {
+		return pushed{}, found.err
+	}
+	done := pushed{sum: sum, size: size}
+	if found.key != "" {
+		if err := p.compareExisting(ctx, found.key, name, sum, size); err != nil {
+			return pushed{}, err
+		}
+		p.log.Debugf("%s is already archived with the same content (%s)", name, found.key)
+		done.already = true
+		return done, nil
+	}
+
+	put := cloud.PutOptions{
+		Metadata:    map[string]string{MetaSHA256: sum, MetaSize: strconv.FormatInt(size, 10)},
+		IfNotExists: true,
+		SizeHint:    bodySize,
+	}
+	if body == nil {
+		rc := &recompressor{f: f, size: size, codec: p.codec, level: p.level}
+		defer rc.Close()
+		body = rc
+	}
+	err = p.store.Put(ctx, key, body, put)
+	if errors.Is(err, cloud.ErrExists) {
+		// Another pusher won the race between our look and our write.
+		if err := p.compareExisting(ctx, key, name, sum, size); err != nil {
+			return pushed{}, err
+		}
+		done.already = true
+		return done, nil
+	}
+	if err != nil {
+		return pushed{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	p.log.Debugf("stored %s as %s (%d bytes, sha256 %s)", name, key, size, sum)
+	return done, nil
+}
+
+// compressToMemory reads f once, hashing and compressing it into a buffer.
+func (p pusher) compressToMemory(f *os.File, size int64) (*bytes.Buffer, string, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size/8+64<<10))
+	zw, err := p.codec.NewWriter(buf, p.level)
+	if err != nil {
+		return nil, "", fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
+	}
+	d := newDigest()
+	if _, err := copyBuffered(zw, io.TeeReader(f, d)); err != nil {
+		zw.Close()
+		return nil, "", fmt.Errorf("compress %s: %w", f.Name(), err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", fmt.Errorf("compress %s: %w", f.Name(), err)
+	}
+	if d.n != size {
+		return nil, "", fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
+	}
+	return buf, d.sum(), nil
+}
+
+// recompressor reads the compressed form of a file, produced on the fly
+// through a pipe, so that segments too large to buffer still stream in
+// bounded memory. Rewinding to the start (what the store's retries do)
+// restarts compression from the file's start, so a failed upload can be
+// retried without a temporary file.
+type recompressor struct {
+	f     *os.File
+	size  int64
+	codec compress.Codec
+	level int
+	pr    *io.PipeReader
+	off   int64
+}
+
+func (r *recompressor) Read(p []byte) (int, error) {
+	if r.pr == nil {
+		pr, pw := io.Pipe()
+		r.pr = pr
+		go func() {
+			zw, err := r.codec.NewWriter(pw, r.level)
+			if err == nil {
+				_, err = copyBuffered(zw, io.NewSectionReader(r.f, 0, r.size))
+				if cerr := zw.Close(); err == nil {
+					err = cerr
+				}
+			}
+			pw.CloseWithError(err)
+		}()
+	}
+	n, err := r.pr.Read(p)
+	r.off += int64(n)
+	return n, err
+}
+
+// Seek supports only what a retry needs: telling the offset and going back
+// to the start.
+func (r *recompressor) Seek(offset int64, whence int) (int64, error) {
+	switch {
+	case offset == 0 && whence == io.SeekCurrent:
+		return r.off, nil
+	case offset == 0 && whence == io.SeekStart:
+		r.Close()
+		r.off = 0
+		return 0, nil
+	}
+	return r.off, errors.New("compressed stream: can only rewind to the start")
+}
+
+// Close stops the compressor goroutine, if one runs.
+func (r *recompressor) Close() error {
+	if r.pr != nil {
+		r.pr.CloseWithError(errors.New("compressed stream closed"))
+		r.pr = nil
+	}
+	return nil
+}
+
+// hashOpen hashes the open file from its start.
+func hashOpen(f *os.File, size int64) (string, error) {
+	d := newDigest()
+	if _, err := copyBuffered(d, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	if d.n != size {
+		return "", fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
+	}
+	return d.sum(), nil
+}
+
+type listResult struct {
+	key string
+	err error
+}
+
+// findExisting looks for name under any codec extension. A List of the
+// name's prefix answers for every extension in one request; it also returns
+// the name's .partial and .backup files, which are skipped.
+func (p pusher) findExisting(ctx context.Context, name string) listResult {
+	key, err := findObject(ctx, p.store, p.layout, name)
+	return listResult{key: key, err: err}
+}
+
+// findObject returns the key of the object archived as name (whatever its
+// codec), or "" when there is none.
+func findObject(ctx context.Context, store cloud.Store, layout catalog.Layout, name string) (string, error) {
+	want := layout.WALKey(name, "")
+	found := ""
+	err := store.List(ctx, want, func(a cloud.Attrs) error {
+		if base, _ := compress.SplitKey(a.Key); base == want {
+			found = a.Key
+			return errStopList
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return "", fmt.Errorf("look for %s in the store: %w", name, err)
+	}
+	return found, nil
+}
+
+// errStopList ends a List walk early once the answer is known.
+var errStopList = errors.New("stop listing")
+
+// compareExisting returns nil when the object at key holds content with
+// checksum sum and size size, and ErrConflict when it holds something else.
+func (p pusher) compareExisting(ctx context.Context, key string, name Name, sum string, size int64) error {
+	attrs, err := p.store.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read the metadata of the archived %s: %w", name, err)
+	}
+	oldSum, oldSize := attrs.Metadata[MetaSHA256], attrs.Metadata[MetaSize]
+	if oldSum == "" {
+		// Stored by another tool, or before checksums: compare content.
+		p.log.Debugf("%s has no checksum in its metadata: downloading it to compare", key)
+		d, err := hashObject(ctx, p.store, key)
+		if err != nil {
+			return fmt.Errorf("compare with the archived %s: %w", name, err)
+		}
+		oldSum, oldSize = d.sum(), strconv.FormatInt(d.n, 10)
+	}
+	if oldSum == sum && oldSize == strconv.FormatInt(size, 10) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is already archived as %s (sha256 %.12s, %s bytes) but the local file differs (sha256 %.12s, %d bytes); "+
+		"the archived object was left untouched: is another cluster archiving to the same store and server name? "+
+		"Use another SERVER_NAME or prefix for this cluster (gbc-check-wal-archive tells)",
+		ErrConflict, name, key, oldSum, oldSize, sum, size)
+}
+
+// hashObject downloads and decompresses key, returning its digest.
+func hashObject(ctx context.Context, store cloud.Store, key string) (*digest, error) {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	_, codec := compress.SplitKey(key)
+	zr, err := codec.NewReader(rc)
+	if err != nil {
+		return nil, fmt.Errorf("decompress %s: %w", key, err)
+	}
+	defer zr.Close()
+	d := newDigest()
+	if _, err := copyBuffered(d, zr); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return d, nil
+}

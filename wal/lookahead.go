@@ -1,0 +1,214 @@
+package wal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/gbc-backup/gbc/catalog"
+)
+
+// Look-ahead: PostgreSQL calls archive_command once per segment, one at a
+// time, so a busy server is bound by the latency of one upload. While
+// pushing the segment it was asked for, Archive also pushes the next
+// segments PostgreSQL has marked .ready, and records each in a marker file.
+// When PostgreSQL later asks for one of them, the marker answers at once.
+//
+// Safety: a marker only says "this content went to this store". It is
+// trusted only after the file on disk is hashed again and matches the
+// recorded checksum and size, the marker names the same store and server,
+// and it is younger than markerMaxAge; otherwise the file is pushed as usual
+// (which costs little if it is already stored). A marker is written only
+// after its object is stored in full, and consumed (removed) on use. gbc
+// never renames .ready to .done itself: that stays PostgreSQL's bookkeeping.
+
+const (
+	// markerDir lives inside pg_wal, next to the segments, so that it needs
+	// no configuration and renames stay within one file system. PostgreSQL
+	// ignores entries in pg_wal whose names are not WAL file names.
+	markerDir = ".gbc-archived"
+	// markerMaxAge bounds how long a marker is trusted. PostgreSQL normally
+	// asks within seconds; after hours, something changed (a restore, a
+	// failover, an operator's hand) and the usual push decides.
+	markerMaxAge = 6 * time.Hour
+)
+
+type marker struct {
+	Name     string    `json:"name"`
+	SHA256   string    `json:"sha256"`
+	Size     int64     `json:"size"`
+	Identity string    `json:"identity"`
+	Time     time.Time `json:"time"`
+}
+
+// lookAhead manages the markers of one WAL directory.
+type lookAhead struct {
+	dir      string // the WAL directory (pg_wal)
+	identity string // store and server the markers must name
+	log      Logger
+	now      func() time.Time
+}
+
+// StoreTarget names a store for look-ahead markers and the prefetch spool
+// (ArchiveOptions.Target, RestoreOptions.Target): the URL alone is not
+// enough, since one s3:// URL reaches different servers through
+// --endpoint-url.
+func StoreTarget(storeURL, endpointURL string) string {
+	return storeURL + " " + endpointURL
+}
+
+// markerIdentity is what markers and the spool must match: the store and
+// the server's area in it.
+func markerIdentity(target string, layout catalog.Layout) string {
+	return target + " " + layout.Root()
+}
+
+func (la lookAhead) markerPath(name string) string {
+	return filepath.Join(la.dir, markerDir, name)
+}
+
+func (la lookAhead) clock() time.Time {
+	if la.now != nil {
+		return la.now()
+	}
+	return time.Now()
+}
+
+// consume reports whether a marker vouches for name's file as it is on
+// disk now. The marker is removed whatever the answer: it is either used or
+// not to be trusted.
+func (la lookAhead) consume(name Name) bool {
+	path := la.markerPath(name.String())
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			la.log.Debugf("ignoring look-ahead marker: %v", err)
+		}
+		return false
+	}
+	defer func() {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			la.log.Warnf("remove look-ahead marker: %v", err)
+		}
+	}()
+	var m marker
+	if err := json.Unmarshal(data, &m); err != nil {
+		la.log.Debugf("ignoring unreadable look-ahead marker %s: %v", path, err)
+		return false
+	}
+	switch age := la.clock().Sub(m.Time); {
+	case m.Name != name.String():
+		la.log.Debugf("ignoring look-ahead marker %s: it names %q", path, m.Name)
+		return false
+	case m.Identity != la.identity:
+		la.log.Debugf("ignoring look-ahead marker %s: it was written for another store or server (%s)", path, m.Identity)
+		return false
+	case age < 0 || age > markerMaxAge:
+		la.log.Debugf("ignoring look-ahead marker %s: written %s ago", path, age.Round(time.Second))
+		return false
+	}
+	sum, size, err := hashFile(filepath.Join(la.dir, name.String()))
+	if err != nil {
+		la.log.Debugf("ignoring look-ahead marker %s: %v", path, err)
+		return false
+	}
+	if sum != m.SHA256 || size != m.Size {
+		la.log.Warnf("%s changed on disk since it was pushed ahead (sha256 %.12s, %d bytes; pushed %.12s, %d bytes): pushing it again",
+			name, sum, size, m.SHA256, m.Size)
+		return false
+	}
+	return true
+}
+
+// mark records that name's content (sum, size) is stored in full. The
+// marker is written to a temporary file, synced and renamed, so that it is
+// never seen half-written. A marker lost in a crash only costs the usual
+// push later, so the directory itself is not synced.
+func (la lookAhead) mark(name Name, sum string, size int64) error {
+	dir := filepath.Join(la.dir, markerDir)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create look-ahead marker directory: %w", err)
+	}
+	data, err := json.Marshal(marker{Name: name.String(), SHA256: sum, Size: size, Identity: la.identity, Time: la.clock().UTC()})
+	if err != nil {
+		return fmt.Errorf("encode look-ahead marker: %w", err)
+	}
+	if err := renameio.WriteFile(la.markerPath(name.String()), data, 0o600, renameio.WithTempDir(dir)); err != nil {
+		return fmt.Errorf("write look-ahead marker: %w", err)
+	}
+	return nil
+}
+
+// ready returns up to max segments that PostgreSQL has marked .ready in
+// archive_status, oldest first, other than current and those that already
+// have a marker. Only complete segments qualify: history, .partial and
+// .backup files are rare and small, and PostgreSQL orders them specially.
+func (la lookAhead) ready(current Name, max int) []Name {
+	entries, err := os.ReadDir(filepath.Join(la.dir, "archive_status"))
+	if err != nil {
+		la.log.Debugf("no look-ahead: %v", err)
+		return nil
+	}
+	var names []Name
+	for _, e := range entries { // ReadDir sorts by name: oldest first
+		base, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || base == current.String() {
+			continue
+		}
+		n, err := ParseName(base)
+		if err != nil || n.Kind != Segment {
+			continue
+		}
+		if _, err := os.Lstat(la.markerPath(base)); err == nil {
+			continue
+		}
+		names = append(names, n)
+		if len(names) == max {
+			break
+		}
+	}
+	return names
+}
+
+// clean removes markers that can no longer be used: their segment is gone
+// from the WAL directory, they are too old, or they are not markers
+// (leftover temporary files of a crashed writer).
+func (la lookAhead) clean() {
+	dir := filepath.Join(la.dir, markerDir)
+	cleanOldSpool(la.dir, la.log)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	now := la.clock()
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		stale := false
+		if _, err := ParseName(e.Name()); err != nil {
+			// renameio's temporary files start with a dot; give a writer
+			// that is still running time to finish.
+			stale = olderThan(e, now, time.Hour)
+		} else if _, err := os.Lstat(filepath.Join(la.dir, e.Name())); errors.Is(err, fs.ErrNotExist) {
+			stale = true
+		} else {
+			stale = olderThan(e, now, markerMaxAge)
+		}
+		if stale {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				la.log.Debugf("remove stale look-ahead marker: %v", err)
+			}
+		}
+	}
+}
+
+func olderThan(e fs.DirEntry, now time.Time, age time.Duration) bool {
+	fi, err := e.Info()
+	return err == nil && now.Sub(fi.ModTime()) > age
+}
