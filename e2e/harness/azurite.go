@@ -64,6 +64,10 @@ func sharedAzurite() (*AzureServer, error) {
 }
 
 func startAzurite(dir string) (*AzureServer, error) {
+	return withPortRetry(func() (*AzureServer, error) { return startAzuriteOnce(dir) })
+}
+
+func startAzuriteOnce(dir string) (*AzureServer, error) {
 	bin, err := lookTool("azurite-blob")
 	if err != nil {
 		return nil, err
@@ -73,7 +77,7 @@ func startAzurite(dir string) (*AzureServer, error) {
 		return nil, err
 	}
 	ws := filepath.Join(dir, "data")
-	if err := os.Mkdir(ws, 0o755); err != nil {
+	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
 	s := &AzureServer{

@@ -57,6 +57,10 @@ func sharedFakeGCS() (*GCSServer, error) {
 }
 
 func startFakeGCS(dir string) (*GCSServer, error) {
+	return withPortRetry(func() (*GCSServer, error) { return startFakeGCSOnce(dir) })
+}
+
+func startFakeGCSOnce(dir string) (*GCSServer, error) {
 	bin, err := lookTool("fake-gcs-server")
 	if err != nil {
 		return nil, err

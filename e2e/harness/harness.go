@@ -172,6 +172,28 @@ func lookTool(name string) (string, error) {
 	return "", fmt.Errorf("harness: %s not found in PATH: %s", name, toolsHint)
 }
 
+// errPortInUse: a server could not bind the port FreePort chose, because
+// something else took it in between (another test binary, or an outgoing
+// connection's ephemeral port).
+var errPortInUse = errors.New("port taken before the server could bind it")
+
+// portTaken matches the bind failures of PostgreSQL, MinIO, node and Go.
+var portTaken = regexp.MustCompile(`(?i)already in use|EADDRINUSE|could not bind`)
+
+// portAttempts is how many free ports a server start tries.
+const portAttempts = 3
+
+// withPortRetry runs start again, on a new port, when the port it picked
+// was taken.
+func withPortRetry[T any](start func() (T, error)) (T, error) {
+	for i := 1; ; i++ {
+		v, err := start()
+		if err == nil || !errors.Is(err, errPortInUse) || i == portAttempts {
+			return v, err
+		}
+	}
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -265,13 +287,26 @@ func waitFor(ctx context.Context, p *proc, timeout time.Duration, ready func(con
 	delay := 20 * time.Millisecond
 	for {
 		err := ready(ctx)
+		if err == nil && p != nil {
+			// Another server may answer on a port ours failed to bind:
+			// ours would be exiting by now.
+			time.Sleep(50 * time.Millisecond)
+			if p.exited() {
+				err = errors.New("exited")
+			}
+		}
 		if err == nil {
 			return nil
 		}
 		if p != nil {
 			select {
 			case <-p.done:
-				return fmt.Errorf("%s exited before it was ready (%v); log tail:\n%s", p.name, p.exitErr, p.logTail(30))
+				tail := p.logTail(30)
+				err := fmt.Errorf("%s exited before it was ready (%v); log tail:\n%s", p.name, p.exitErr, tail)
+				if portTaken.MatchString(tail) {
+					err = fmt.Errorf("%w: %w", errPortInUse, err)
+				}
+				return err
 			default:
 			}
 		}

@@ -66,6 +66,10 @@ func sharedMinIO() (*S3Server, error) {
 }
 
 func startMinIO(dir string) (*S3Server, error) {
+	return withPortRetry(func() (*S3Server, error) { return startMinIOOnce(dir) })
+}
+
+func startMinIOOnce(dir string) (*S3Server, error) {
 	bin, err := lookTool("minio")
 	if err != nil {
 		return nil, err
@@ -89,7 +93,7 @@ func startMinIO(dir string) (*S3Server, error) {
 		Dir:       dir,
 	}
 	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
+	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
 	env := append(os.Environ(),

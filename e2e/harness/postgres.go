@@ -63,9 +63,10 @@ type Cluster struct {
 	opts PGOptions
 	base string // per-cluster temp dir: socket, log, HOME
 
-	mu   sync.Mutex
-	p    *proc
-	pool *pgxpool.Pool
+	mu      sync.Mutex
+	p       *proc
+	pool    *pgxpool.Pool
+	started bool // once: the port is then fixed
 }
 
 // StartPostgres initdb's a new cluster in a temp dir and starts it.
@@ -305,8 +306,18 @@ func (c *Cluster) ConnString() string {
 // connections.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
-	if err := c.start(); err != nil {
-		t.Fatal(err)
+	for i := 1; ; i++ {
+		err := c.start()
+		if err == nil {
+			c.started = true
+			return
+		}
+		// A first start on a port of our choosing may pick another one;
+		// a restart keeps the port the test knows.
+		if !errors.Is(err, errPortInUse) || c.started || c.opts.Port != 0 || i == portAttempts {
+			t.Fatal(err)
+		}
+		c.Port = FreePort(t)
 	}
 }
 
@@ -339,7 +350,17 @@ func (c *Cluster) start() error {
 		if err != nil {
 			return err
 		}
-		return conn.Close(ctx)
+		defer conn.Close(ctx)
+		// Make sure it is this cluster, not another one on a port ours
+		// could not bind.
+		var dir string
+		if err := conn.QueryRow(ctx, "SHOW data_directory").Scan(&dir); err != nil {
+			return err
+		}
+		if dir != c.DataDir {
+			return fmt.Errorf("port %d is served by another cluster (%s)", c.Port, dir)
+		}
+		return nil
 	})
 	if err != nil {
 		p.kill()
