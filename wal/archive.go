@@ -19,7 +19,7 @@ import (
 
 // ErrConflict: a file of the same name but different content is already
 // archived. Archiving refuses to touch it.
-var ErrConflict = errors.New("different content already archived under this name")
+var ErrConflict = errors.New("refusing to overwrite archived WAL")
 
 // Opener opens the store on first need, so that a call answered from a
 // look-ahead marker never pays for a provider client.
@@ -393,8 +393,8 @@ func (p pusher) compareExisting(ctx context.Context, key string, name Name, sum 
 	if oldSum == sum && oldSize == strconv.FormatInt(size, 10) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s is already archived as %s (sha256 %.12s, %s bytes) but the local file differs (sha256 %.12s, %d bytes); "+
-		"the archived object was left untouched: is another cluster archiving to the same store and server name? "+
+	return fmt.Errorf("%w: %s is already archived as %s with other content (sha256 %.12s, %s bytes; the local file: sha256 %.12s, %d bytes) "+
+		"and was left untouched: is another cluster archiving to the same store and server name? "+
 		"Use another SERVER_NAME or prefix for this cluster (gbc-check-wal-archive tells)",
 		ErrConflict, name, key, oldSum, oldSize, sum, size)
 }

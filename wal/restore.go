@@ -76,7 +76,6 @@ func Restore(ctx context.Context, open Opener, layout catalog.Layout, name Name,
 		partial.Kind = Partial
 		key, attrs, err = locate(ctx, store, layout, partial.String())
 		if err == nil {
-			log.Debugf("%s is not archived: restoring %s instead", name, partial)
 			res.FromPartial = true
 		} else if errors.Is(err, ErrNotArchived) {
 			err = fmt.Errorf("%s (nor %s): %w", name, partial, ErrNotArchived)

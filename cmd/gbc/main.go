@@ -11,12 +11,15 @@ import (
 	"os"
 
 	"github.com/gbc-backup/gbc/cmd/internal/backupcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/checkwalarchive"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
 	"github.com/gbc-backup/gbc/cmd/internal/deletecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/keepcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/restorecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/showcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/walarchive"
+	"github.com/gbc-backup/gbc/cmd/internal/walrestore"
 )
 
 func main() {
@@ -33,5 +36,8 @@ func commands() []*cli.Command {
 		showcmd.Command(),
 		deletecmd.Command(),
 		keepcmd.Command(),
+		walarchive.Command(),
+		walrestore.Command(),
+		checkwalarchive.Command(),
 	}
 }
