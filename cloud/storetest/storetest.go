@@ -241,6 +241,8 @@ func testMetadata(t *testing.T, st cloud.Store) {
 		"1leading": "digit first: Azure needs escaping",
 		"punct":    "a b/c=d+e&f?g%h:i;j,k'l\"m~",
 		"unicode":  "Grüße, 日本",
+		"empty":    "",
+		"spaces":   "  padded  ",
 	}
 	put(t, st, key, "x", cloud.PutOptions{Metadata: md})
 	got := stat(t, st, key).Metadata
