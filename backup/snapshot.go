@@ -1,0 +1,230 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+
+	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/compress"
+	"github.com/gbc-backup/gbc/pg"
+	"github.com/gbc-backup/gbc/snapshot"
+)
+
+// MethodSnapshot is the method of backups made of provider disk snapshots.
+const MethodSnapshot = "snapshot"
+
+// SnapshotOptions are what a snapshot backup needs on top of Options.
+type SnapshotOptions struct {
+	Provider snapshot.Provider
+	// Host shows this machine's mounts and disks; nil is the real one.
+	Host     snapshot.Host
+	Instance string   // the instance gbc-backup runs on
+	Disks    []string // the disks to snapshot, by name or id
+	// Timeout bounds the wait for the snapshots to complete; 0 is none
+	// beyond ctx.
+	Timeout time.Duration
+	// Lock, when set, locks each snapshot once complete (AWS).
+	Lock *snapshot.Lock
+}
+
+// cleanupTimeout bounds the deletion of the snapshots of a failed backup.
+const cleanupTimeout = 5 * time.Minute
+
+// RunSnapshot takes a snapshot backup: it checks that the data directory
+// and every tablespace lie on the listed disks, then between
+// pg_backup_start and pg_backup_stop snapshots the disks in parallel and
+// waits until every snapshot is complete. The record keeps the
+// backup_label and tablespace_map that a recovery from the snapshots needs,
+// and the snapshots' details. As with Run, the record is STARTED first,
+// DONE last, and FAILED on error; the snapshots of a failed backup are
+// deleted (and listed in its FAILED record in case that fails).
+func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.Backup, error) {
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.heartbeatEvery == 0 {
+		o.heartbeatEvery = heartbeatEvery
+	}
+	// Nothing is compressed: the record says so.
+	codec, err := compress.Lookup("none")
+	if err != nil {
+		return nil, err
+	}
+	o.Codec, o.Level = codec, 0
+	if err := CheckName(o.Name); err != nil {
+		return nil, err
+	}
+	if so.Provider == nil || so.Instance == "" || len(so.Disks) == 0 {
+		return nil, errors.New("a snapshot backup needs a provider, --snapshot-instance and at least one --snapshot-disk")
+	}
+	if err := so.Lock.Check(); err != nil {
+		return nil, err
+	}
+	if so.Host == nil {
+		so.Host = snapshot.LocalHost{}
+	}
+	r := &run{o: o, layout: catalog.Layout{Server: o.Server}}
+
+	conn, err := pg.Connect(ctx, o.ConnString, appName)
+	if err != nil {
+		return nil, err
+	}
+	// Closing the session aborts a backup still running on it.
+	defer conn.Close(context.WithoutCancel(ctx))
+	si, err := r.inspect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	// The disks snapshotted are this machine's: the server gbc talks to
+	// must be the one whose files are here, or the snapshots would hold
+	// another cluster than the record describes.
+	ok, err := readableDataDir(si.dataDir, si.systemID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: the data directory %s is not readable here: a snapshot backup runs on the database host, as the data directory's owner or root", ErrRefused, si.dataDir)
+	}
+	dirs := []string{si.dataDir}
+	for _, t := range si.tablespaces {
+		dirs = append(dirs, t.Location)
+	}
+	// Checked before the backup starts, so that a wrong disk list costs
+	// no checkpoint and leaves no record.
+	targets, err := snapshot.Plan(ctx, so.Provider, so.Host, so.Instance, so.Disks, dirs)
+	if err != nil {
+		if errors.Is(err, snapshot.ErrMount) {
+			err = fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return nil, err
+	}
+	for _, t := range targets {
+		r.o.logf("disk %s (%s, %s) is mounted at %s", t.Disk.Name, t.Device, t.Mount.Source, t.Mount.MountPoint)
+	}
+	if err := r.checkNameFree(ctx); err != nil {
+		return nil, err
+	}
+
+	rec := r.newRecord(MethodSnapshot)
+	rec.PGVersion, rec.PGVersionString = si.version, si.versionString
+	rec.SystemIdentifier, rec.WALSegmentSize = si.systemID, si.segSize
+	rec.DataDirectory, rec.FromStandby = si.dataDir, si.inRecovery
+	redo, tli, err := conn.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	setBegin(rec, tli, redo, si.segSize)
+	for _, t := range si.tablespaces {
+		rec.Tablespaces = append(rec.Tablespaces, catalog.Tablespace{OID: strconv.FormatUint(uint64(t.OID), 10), Name: t.Name, Location: t.Location})
+	}
+	if err := r.create(ctx, rec); err != nil {
+		return nil, err
+	}
+	r.o.logf("backup %s of server %s started (method snapshot, %s instance %s)", rec.ID, r.o.Server, so.Provider.Name(), so.Instance)
+	r.heartbeat(ctx)
+	b, err := r.snapshotCopy(ctx, conn, si, so, targets)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return b, nil
+}
+
+func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, so SnapshotOptions, targets []snapshot.Target) (b *catalog.Backup, err error) {
+	start, err := conn.BackupStart(ctx, r.rec.Label, !r.o.Spread)
+	if err != nil {
+		return nil, err
+	}
+	_, tli, err := conn.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.update(ctx, func(b *catalog.Backup) { setBegin(b, tli, start, si.segSize) }); err != nil {
+		return nil, err
+	}
+	r.o.logf("backup started at WAL %s (%s); snapshotting %d disks", start, r.rec.BeginWAL, len(targets))
+
+	tctx, cancel := ctx, context.CancelFunc(func() {})
+	if so.Timeout > 0 {
+		tctx, cancel = context.WithTimeout(ctx, so.Timeout)
+	}
+	id, server := r.rec.ID, r.o.Server
+	tags := maps.Clone(r.o.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	// These tags find the snapshots of a backup from the provider's
+	// console, and orphans whose record was lost.
+	tags["gbc-server"], tags["gbc-backup-id"] = server, id
+	began := time.Now()
+	snaps, err := snapshot.Take(tctx, so.Provider, targets, func(t snapshot.Target) snapshot.Options {
+		return snapshot.Options{
+			Name:        snapshot.SnapshotName(server, id, t.Disk.Name),
+			Description: fmt.Sprintf("gbc backup %s of server %s, disk %s mounted at %s", id, server, t.Disk.Name, t.Mount.MountPoint),
+			Tags:        tags,
+			Lock:        so.Lock,
+		}
+	})
+	cancel()
+	if len(snaps) > 0 {
+		// Recorded at once: if gbc dies from here on, the STARTED record
+		// still names the snapshots that gbc-backup-delete must remove.
+		if uerr := r.update(ctx, func(b *catalog.Backup) { b.Snapshots = snaps }); uerr != nil {
+			r.o.warnf("record the snapshots of backup %s: %v", id, uerr)
+		}
+		defer func() {
+			if err != nil {
+				r.deleteSnapshots(ctx, snaps)
+			}
+		}()
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.o.logf("%d snapshots complete in %s; stopping the backup (waits until its last WAL segment is archived)", len(snaps), time.Since(began).Round(time.Second))
+
+	stop, err := conn.BackupStop(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	label, err := pg.ParseBackupLabel(stop.BackupLabel)
+	if err != nil {
+		return nil, err
+	}
+	endWAL := pg.SegmentName(label.StartTimeline, stop.LSN.PrevSegment(si.segSize), si.segSize)
+	if err := r.waitWAL(ctx, endWAL); err != nil {
+		return nil, err
+	}
+	size, err := conn.DatabaseSize(ctx)
+	if err != nil {
+		r.o.warnf("database size for the record: %v", err)
+	}
+	r.mu.Lock()
+	b = r.rec
+	setBegin(b, label.StartTimeline, label.StartLSN, si.segSize)
+	b.EndLSN, b.EndWAL = stop.LSN.String(), endWAL
+	b.BackupLabel, b.TablespaceMap = stop.BackupLabel, stop.TablespaceMap
+	b.Snapshots = snaps
+	b.DataSize = size
+	r.mu.Unlock()
+	return r.done(ctx)
+}
+
+// deleteSnapshots removes the snapshots of a failed backup: without the
+// backup_label of a completed backup they cannot be recovered, and they
+// cost money. It runs on a context of its own, since the backup's may be
+// what ended.
+func (r *run) deleteSnapshots(ctx context.Context, snaps []catalog.Snapshot) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	rec := &catalog.Backup{ID: r.rec.ID, Snapshots: snaps}
+	open := func(context.Context, snapshot.Config) (snapshot.Provider, error) { return r.snapProvider, nil }
+	if err := snapshot.DeleteAll(ctx, rec, open); err != nil {
+		r.o.warnf("the snapshots of failed backup %s could not all be deleted (%v): delete them with gbc-backup-delete, which finds them in its FAILED record", r.rec.ID, err)
+		return
+	}
+	r.o.logf("deleted the %d snapshots of failed backup %s", len(snaps), r.rec.ID)
+}
