@@ -6,4 +6,22 @@
 // errors (ErrNotFound, ErrExists, ErrPermission, ErrTransient); behaviour
 // such as retries or a key prefix is added by wrapping one Store in another.
 // Key naming belongs to package catalog, not here.
+//
+// Credentials never come from Options (they would show in ps); each
+// provider uses its SDK's standard chain:
+//
+//   - s3://: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN),
+//     AWS_PROFILE and the shared files, web identity, ECS/EC2 roles. The
+//     region comes from Options.Region, AWS_REGION or the profile.
+//   - gs://: GOOGLE_APPLICATION_CREDENTIALS, gcloud's application default
+//     credentials, or the metadata server. An emulator is reached with
+//     Options.EndpointURL or STORAGE_EMULATOR_HOST, without credentials.
+//   - azblob://: AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT
+//     with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or with nothing
+//     else for DefaultAzureCredential (AZURE_CLIENT_ID/AZURE_TENANT_ID/...,
+//     workload or managed identity, az login).
+//   - file://: the process's own file permissions.
+//
+// Open is cheap (no network round trip) and returns a Store wrapped in
+// WithRetry; a process should open each store once and share it.
 package cloud

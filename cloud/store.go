@@ -11,10 +11,24 @@ import (
 // slash-separated and relative to the store's root (the URL's prefix).
 // Behaviour such as retries, metrics or a key prefix is added by wrapping a
 // Store in another Store, never by flags inside a provider.
+//
+// Keys are the same on every provider: non-empty UTF-8 of at most 1,024
+// bytes, segments separated by single slashes (none at either end), no
+// segment starting with "." (so no "." or ".."), no control characters
+// and no backslashes. A key must not also be the "directory" of other
+// keys ("a" and "a/b"): file:// cannot hold both. Errors for bad keys or
+// metadata carry no classification sentinel.
+//
+// Errors are *Error values that name the operation and the object and
+// carry one of the sentinels below (or none); a missing bucket, container
+// or file:// root also carries ErrNoBucket.
 type Store interface {
 	// Put streams r to key. The object becomes visible under key only once
 	// it is stored in full; a failed or cancelled Put leaves nothing behind
-	// under that name. The size need not be known in advance.
+	// under that name. The size need not be known in advance. Memory is
+	// bounded by the part size and concurrency (see Options), whatever
+	// the object's size. A failure of r itself is returned wrapped
+	// ("reading source: ..."), so errors.Is finds r's error.
 	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error
 
 	// Get opens key for reading. A missing key yields an error for which
