@@ -43,7 +43,7 @@ func TestCheckKey(t *testing.T) {
 			t.Errorf("checkKey(%q) = %v, want nil", k, err)
 		}
 	}
-	for _, k := range []string{"", "/a", "a/", "a//b", ".", "..", "../a", "a/..", "a/./b", ".tmp", "a/.x", "a\x00b", "a\nb", "a\\b", "\xff", strings.Repeat("k", maxKeyBytes+1)} {
+	for _, k := range []string{"", "/a", "a/", "a//b", ".", "..", "../a", "a/..", "a/./b", ".tmp", "a/.x", "a\x00b", "a\nb", "a\\b", "\xff", "a#b", "a?b", "a%b", "a\"b", "__0x2f__", strings.Repeat("k", maxKeyBytes+1)} {
 		if err := checkKey(k); !errors.Is(err, errInvalid) {
 			t.Errorf("checkKey(%q) = %v, want errInvalid", k, err)
 		}

@@ -24,8 +24,8 @@ var errInvalid = errors.New("invalid argument")
 // checkKey enforces the key syntax every provider stores unchanged and that
 // maps one to one onto a path below file://'s root: slash-separated
 // segments, none empty, none "." or "..", none starting with "." (file://
-// keeps its temporary files under such names), no control characters and no
-// backslashes (Azure turns those into slashes).
+// keeps its temporary files under such names), and none of the characters
+// checkChars refuses.
 func checkKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", errInvalid)
@@ -62,14 +62,21 @@ func checkPrefix(prefix string) error {
 	return nil
 }
 
+// checkChars refuses what some provider would store under another name:
+// gocloud escapes control characters everywhere and `\ " # % ?` on Azure
+// into "__0x<hex>__" sequences (which would also change the listing
+// order), and escapes any text that looks like such a sequence.
 func checkChars(s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%w: key %q is not valid UTF-8", errInvalid, s)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\\' {
-			return fmt.Errorf("%w: key %q contains a control character or backslash", errInvalid, s)
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`\"#%?`, r) {
+			return fmt.Errorf("%w: key %q contains a control character or one of \\ \" # %% ?", errInvalid, s)
 		}
+	}
+	if strings.Contains(s, "__0x") {
+		return fmt.Errorf("%w: key %q contains \"__0x\", which the providers' escaping reserves", errInvalid, s)
 	}
 	return nil
 }

@@ -14,8 +14,9 @@ import (
 //
 // Keys are the same on every provider: non-empty UTF-8 of at most 1,024
 // bytes, segments separated by single slashes (none at either end), no
-// segment starting with "." (so no "." or ".."), no control characters
-// and no backslashes. A key must not also be the "directory" of other
+// segment starting with "." (so no "." or ".."), no control characters,
+// none of \ " # % ? and no "__0x" (characters some provider would store
+// escaped, under another name and in another order). A key must not also be the "directory" of other
 // keys ("a" and "a/b"): file:// cannot hold both. Errors for bad keys or
 // metadata carry no classification sentinel.
 //

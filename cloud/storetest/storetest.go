@@ -421,7 +421,7 @@ func testBatchDelete(t *testing.T, st cloud.Store) {
 }
 
 func testInvalidKeys(t *testing.T, st cloud.Store) {
-	for _, k := range []string{"", "/abs", "trailing/", "a//b", "../up", "a/../b", "a/./b", ".hidden", "dir/.hidden", "ctl\x01", "back\\slash"} {
+	for _, k := range []string{"", "/abs", "trailing/", "a//b", "../up", "a/../b", "a/./b", ".hidden", "dir/.hidden", "ctl\x01", "back\\slash", "a#b", "a?b", "a%20b", `a"b`, "x__0x41__y"} {
 		err := st.Put(t.Context(), k, strings.NewReader("x"), cloud.PutOptions{})
 		if err == nil {
 			t.Errorf("Put(%q) succeeded, want an error", k)
