@@ -139,13 +139,22 @@ func TestS3Requests(t *testing.T) {
 		t.Errorf("12 MiB Put: %d creates, %d parts, %d completes; want 1, 3, 1", creates, parts, completes)
 	}
 
+	// A size hint raises the part size so the object fits S3's 10,000
+	// parts: 60 GiB needs 7 MiB parts, so 6 MiB goes up in one request.
+	if err := s.Put(ctx, "hinted", struct{ io.Reader }{bytes.NewReader(make([]byte, 6<<20))}, cloud.PutOptions{SizeHint: 60 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.take(); len(reqs) != 1 || reqs[0].method != http.MethodPut || strings.Contains(reqs[0].query, "upload") {
+		t.Errorf("6 MiB Put with a 60 GiB hint sent %d requests, want one PutObject", len(reqs))
+	}
+
 	// Several keys: one DeleteObjects with a correct Content-MD5.
-	if err := s.Delete(ctx, "small", "big", "never-there"); err != nil {
+	if err := s.Delete(ctx, "small", "big", "hinted", "never-there"); err != nil {
 		t.Fatal(err)
 	}
 	reqs = rec.take()
 	if len(reqs) != 1 || reqs[0].method != http.MethodPost || !strings.Contains(reqs[0].query, "delete") {
-		t.Fatalf("Delete of 3 keys sent %d requests, want one POST ?delete", len(reqs))
+		t.Fatalf("Delete of 4 keys sent %d requests, want one POST ?delete", len(reqs))
 	}
 	sum := md5.Sum(reqs[0].body)
 	if got, want := reqs[0].header.Get("Content-Md5"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
@@ -384,5 +393,54 @@ func TestOpenIsOffline(t *testing.T) {
 	t.Setenv("AZURE_STORAGE_ACCOUNT", "")
 	if _, err := cloud.Open(t.Context(), "azblob://ctr", cloud.Options{}); err == nil || !strings.Contains(err.Error(), "AZURE_STORAGE_ACCOUNT") {
 		t.Errorf("Open azblob without an account: %v, want a hint", err)
+	}
+}
+
+// TestAzureRequests checks the encryption scope and metadata on the wire.
+func TestAzureRequests(t *testing.T) {
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey="+
+		base64.StdEncoding.EncodeToString([]byte("not a real key"))+";BlobEndpoint=http://192.0.2.1:1/acct;")
+	var (
+		mu   sync.Mutex
+		puts []recorded
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		puts = append(puts, recorded{method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone()})
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("ETag", `"0x8D0000000000000"`)
+		w.Header().Set("Last-Modified", "Thu, 26 Nov 2026 06:00:00 GMT")
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	// The endpoint overrides the connection string's BlobEndpoint (an
+	// unroutable address here), keeping its account and key.
+	s, err := cloud.Open(t.Context(), "azblob://ctr/p", cloud.Options{EndpointURL: srv.URL, EncryptionScope: "my-scope", RetryTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(t.Context(), "k", strings.NewReader("hello"), cloud.PutOptions{Metadata: map[string]string{"sha256": "abc", "1st": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(puts) != 1 {
+		t.Fatalf("%d requests, want one Put Blob", len(puts))
+	}
+	r := puts[0]
+	if r.method != http.MethodPut || r.path != "/acct/ctr/p/k" {
+		t.Errorf("request %s %s, want PUT /acct/ctr/p/k", r.method, r.path)
+	}
+	if got := r.header.Get("X-Ms-Encryption-Scope"); got != "my-scope" {
+		t.Errorf("encryption scope header %q, want my-scope", got)
+	}
+	if got := r.header.Get("X-Ms-Meta-Sha256"); got != "abc" {
+		t.Errorf("metadata header sha256 = %q", got)
+	}
+	// Azure metadata names must be C# identifiers: no leading digit.
+	for h := range r.header {
+		if name, ok := strings.CutPrefix(strings.ToLower(h), "x-ms-meta-"); ok && name[0] >= '0' && name[0] <= '9' {
+			t.Errorf("metadata header %s starts with a digit", h)
+		}
 	}
 }
