@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -348,4 +349,27 @@ func procUID(t *testing.T, pid int) uint32 {
 		t.Fatal(err)
 	}
 	return st.Sys().(*syscall.Stat_t).Uid
+}
+
+// TestHarnessNoSkips enforces the rule that an end-to-end test never skips:
+// in CI a skipped test is a failure, so a missing server or tool must fail
+// (the harness does), and an opt-in measurement belongs in a Benchmark
+// function, not in a Test that skips.
+func TestHarnessNoSkips(t *testing.T) {
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test files found (%v)", err)
+	}
+	skip := regexp.MustCompile(`\.(` + "Skip" + `|` + "Skipf" + `|` + "SkipNow" + `)\(`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if skip.MatchString(line) {
+				t.Errorf("%s:%d: end-to-end tests must not skip: %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
 }
