@@ -84,7 +84,7 @@ func (b *bench) walArchive(ctx context.Context) *Scenario {
 			{Key: "archived", Title: "segments archived"},
 			{Key: "rate", Title: "archive rate", Unit: "segments/s", Better: +1},
 			{Key: "mibs", Title: "archive rate", Unit: "MiB/s"},
-			{Key: "lag", Title: "lag at end", Unit: "segments", Better: -1},
+			{Key: "lag", Title: "lag at end", Unit: "segments"},
 			{Key: "catchup", Title: "catch-up", Unit: "s", Better: -1},
 			{Key: "failed", Title: "failed calls"},
 		},
@@ -352,10 +352,11 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 	ws := &Scenario{
 		ID:    "wal-replay",
 		Title: fmt.Sprintf("4. WAL replay: recovery fetching ≥ %d segments through restore_command", b.p.ReplaySegments),
-		Description: fmt.Sprintf("After the backups, %d+ segments of bulk-insert WAL are written and pushed to every store "+
-			"(not timed). A copy of each tool's restored directory is started with that tool's restore_command and no "+
-			"recovery target; time from pg_ctl start to \"ready to accept connections\" after promotion. Segments: the "+
-			"\"restored log file\" lines of the server log (more for tools that backed up earlier).", b.p.ReplaySegments),
+		Description: fmt.Sprintf("After the backups, %d+ segments of bulk-insert WAL are written; every store gets "+
+			"the WAL from the earliest backup on (pushed with the tool's archive command, not timed). A copy of a restored "+
+			"directory is started with each tool's restore_command and no recovery target; time from pg_ctl start to "+
+			"\"ready to accept connections\" after promotion. Segments: distinct \"restored log file\" lines of the server log.",
+			b.p.ReplaySegments),
 		Columns: []Column{
 			{Key: "time", Title: "time to end of recovery", Unit: "s", Better: -1},
 			{Key: "segments", Title: "segments fetched"},
@@ -499,16 +500,23 @@ func (b *bench) prepareReplay(ctx context.Context, run *backupRun) error {
 		}
 	}
 	slices.Sort(segs)
+	// Every store gets the WAL from the earliest backup on: every tool then
+	// recovers the same base (see replays) through the same segments.
+	first := ""
 	for _, t := range b.tools {
-		first := run.firstSeg[t.name()]
+		if f := run.firstSeg[t.name()]; run.done[t.name()] && (first == "" || f < first) {
+			first = f
+		}
+	}
+	var todo []string
+	for _, s := range segs {
+		if s >= first {
+			todo = append(todo, s)
+		}
+	}
+	for _, t := range b.tools {
 		if !run.done[t.name()] {
 			continue
-		}
-		var todo []string
-		for _, s := range segs {
-			if s >= first {
-				todo = append(todo, s)
-			}
 		}
 		e.log.printf("wal-replay: pushing %d segments to %s's store (not timed)", len(todo), t.name())
 		if err := b.pushAll(ctx, t, c, run.stash, todo); err != nil {
@@ -605,13 +613,23 @@ func (b *bench) restores(ctx context.Context, s *Scenario, run *backupRun) {
 	}
 }
 
+// replays recovers, for each tool, a copy of one and the same restored
+// directory: the first tool's restore, made from the earliest backup. So
+// every tool fetches the same segments, and only the fetching differs.
 func (b *bench) replays(ctx context.Context, s *Scenario, run *backupRun) {
+	src := ""
 	for _, t := range b.tools {
-		if t.fetch(b.e, run.c, "x") == nil {
-			continue
+		if d, ok := run.restored[t.name()]; ok && src == "" {
+			src = d
+			s.Description += fmt.Sprintf(" Every tool recovers a copy of the directory %s restored.", t.name())
 		}
-		src, ok := run.restored[t.backupOf()]
-		if !ok {
+	}
+	if src == "" {
+		s.Error = "no restored directory to recover"
+		return
+	}
+	for _, t := range b.tools {
+		if t.fetch(b.e, run.c, "x") == nil || !run.done[t.backupOf()] {
 			continue
 		}
 		row := s.row(t)
