@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -199,7 +200,9 @@ func TestRestoreTablespace(t *testing.T) {
 // TestRestoreRefusals checks the restores gbc-restore must refuse, with
 // their exit codes, and that a refusal writes nothing.
 func TestRestoreRefusals(t *testing.T) {
-	st := harness.NewStore(t, "file")
+	// S3: the test writes into the store itself, which a file:// store
+	// would leave unreadable for PostgreSQL's user.
+	st := harness.NewStore(t, "s3")
 	pg := rstPrimary(t, st)
 	id := strings.TrimSpace(rstGBC(t, pg, st, "gbc-backup", nil, rstServer))
 	rec := catalog.Backup{}
@@ -207,6 +210,15 @@ func TestRestoreRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := rec.EndTime.Add(-time.Hour).UTC().Format("2006-01-02 15:04:05+00")
+
+	// A record claiming another cluster's system identifier, with the same
+	// parts: its WAL in the store is not its own.
+	s := openRetStore(t, st)
+	foreign := rec
+	foreign.ID, foreign.SystemIdentifier = "20000101T000000Z", "1234567890"
+	if err := catalog.Save(context.Background(), s, catalog.Layout{Server: rstServer}, &foreign); err != nil {
+		t.Fatal(err)
+	}
 
 	run := func(flags []string, backupID, dest string) (string, int) {
 		t.Helper()
@@ -225,13 +237,14 @@ func TestRestoreRefusals(t *testing.T) {
 		msg      string
 	}{
 		{"non-empty directory", id, nil, nonEmpty, exitConflict, "not empty"},
+		{"another system identifier", foreign.ID, nil, "", exitConflict, "system identifier mismatch"},
 		{"unknown id", "20200101T000000Z", nil, "", exitNotFound, "gbc-backup-list"},
 		{"unknown name", "nightly", nil, "", exitNotFound, "gbc-backup-list"},
 		{"target before the backup end", id, []string{"--target-time", before}, "", exitUsage, "before the end of backup"},
 		{"auto with no backup before the target", "auto", []string{"--target-time", before}, "", exitNotFound, "suits the recovery target"},
 		{"two targets", id, []string{"--target-time", before, "--target-name", "x"}, "", exitUsage, "at most one"},
 		{"time without a zone", id, []string{"--target-time", "2026-01-01 00:00:00"}, "", exitUsage, "zone"},
-		{"unknown tablespace", id, []string{"--tablespace", "nope:/tmp/x"}, "", exitUsage, "no such tablespace"},
+		{"unknown tablespace", id, []string{"--tablespace", "nope:/tmp/x"}, "", exitUsage, "no tablespace"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dest := c.dest
