@@ -177,7 +177,7 @@ func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, s
 		}
 		defer func() {
 			if err != nil {
-				r.deleteSnapshots(ctx, snaps)
+				r.deleteSnapshots(ctx, so.Provider, snaps)
 			}
 		}()
 	}
@@ -217,11 +217,11 @@ func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, s
 // backup_label of a completed backup they cannot be recovered, and they
 // cost money. It runs on a context of its own, since the backup's may be
 // what ended.
-func (r *run) deleteSnapshots(ctx context.Context, snaps []catalog.Snapshot) {
+func (r *run) deleteSnapshots(ctx context.Context, p snapshot.Provider, snaps []catalog.Snapshot) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	rec := &catalog.Backup{ID: r.rec.ID, Snapshots: snaps}
-	open := func(context.Context, snapshot.Config) (snapshot.Provider, error) { return r.snapProvider, nil }
+	open := func(context.Context, snapshot.Config) (snapshot.Provider, error) { return p, nil }
 	if err := snapshot.DeleteAll(ctx, rec, open); err != nil {
 		r.o.warnf("the snapshots of failed backup %s could not all be deleted (%v): delete them with gbc-backup-delete, which finds them in its FAILED record", r.rec.ID, err)
 		return

@@ -196,3 +196,26 @@ func TestNames(t *testing.T) {
 		t.Errorf("azureIDParts = %q %q", g, n)
 	}
 }
+
+func TestWriteLabelFiles(t *testing.T) {
+	dir := t.TempDir()
+	rec := &catalog.Backup{ID: "b1", BackupLabel: "START WAL LOCATION: 0/2000028\n", TablespaceMap: "16384 /srv/ts\n"}
+	for i := 0; i < 2; i++ { // a second run of the same recovery is harmless
+		if err := WriteLabelFiles(dir, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"backup_label": rec.BackupLabel, "tablespace_map": rec.TablespaceMap} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v", name, got, err)
+		}
+	}
+	other := &catalog.Backup{ID: "b2", BackupLabel: "START WAL LOCATION: 0/5000028\n"}
+	if err := WriteLabelFiles(dir, other); err == nil || !strings.Contains(err.Error(), "another backup's backup_label") {
+		t.Fatalf("label of another backup: %v", err)
+	}
+	if err := WriteLabelFiles(dir, &catalog.Backup{ID: "b3"}); err == nil {
+		t.Fatal("empty label accepted")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -199,66 +198,6 @@ func DeleteAll(ctx context.Context, rec *catalog.Backup, open Opener) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// CheckRecovery checks, before anything is written, that instance is ready
-// to recover rec from its snapshots: for each snapshot, a disk created from
-// it is attached to instance and mounted on this machine at the recorded
-// mount point, and dataDir, where backup_label will be written, lies on one
-// of them and holds a data directory.
-func CheckRecovery(ctx context.Context, p Provider, h Host, instance string, rec *catalog.Backup, dataDir string) error {
-	if len(rec.Snapshots) == 0 {
-		return fmt.Errorf("backup %s is not a snapshot backup: restore it without --snapshot-recovery-instance", rec.ID)
-	}
-	attached, err := p.AttachedDisks(ctx, instance)
-	if err != nil {
-		return err
-	}
-	mounts, err := h.Mounts()
-	if err != nil {
-		return err
-	}
-	var problems []string
-	for _, s := range rec.Snapshots {
-		if s.Provider != p.Name() {
-			return fmt.Errorf("snapshot %s was taken on %s, not %s: use a %s instance", s.ID, s.Provider, p.Name(), s.Provider)
-		}
-		i := slices.IndexFunc(attached, func(d Disk) bool { return sameSnapshot(d.SourceSnapshot, s.ID) })
-		if i < 0 {
-			problems = append(problems, fmt.Sprintf("no disk created from snapshot %s (of disk %s) is attached to instance %s: create one and attach it", s.ID, s.Disk, instance))
-			continue
-		}
-		d := attached[i]
-		dev, err := h.Locate(d.Locator)
-		if err != nil {
-			return fmt.Errorf("find the device of disk %s: %w", d.Name, err)
-		}
-		if dev == "" {
-			problems = append(problems, fmt.Sprintf("disk %s (from snapshot %s) is attached to instance %s but no block device of this machine is it: run gbc-restore on instance %s", d.Name, s.ID, instance, instance))
-			continue
-		}
-		m, ok := mountAt(mounts, s.MountPoint)
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("nothing is mounted at %s: mount disk %s (%s, from snapshot %s) there", s.MountPoint, d.Name, dev, s.ID))
-		case !slices.Equal(m.Disks, []string{dev}):
-			problems = append(problems, fmt.Sprintf("%s is mounted from %s, not from disk %s (%s, from snapshot %s)", s.MountPoint, m.Source, d.Name, dev, s.ID))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("instance %s is not ready to recover backup %s: %s: %w", instance, rec.ID, strings.Join(problems, "; "), ErrMount)
-	}
-	real, err := filepath.EvalSymlinks(dataDir)
-	if err != nil {
-		return fmt.Errorf("data directory %s: %w", dataDir, err)
-	}
-	if !slices.ContainsFunc(rec.Snapshots, func(s catalog.Snapshot) bool { return within(real, s.MountPoint) }) {
-		return fmt.Errorf("data directory %s is not on a disk made from the backup's snapshots (mounted at %s): %w", dataDir, mountPoints(rec.Snapshots), ErrMount)
-	}
-	if _, err := os.Stat(filepath.Join(real, "PG_VERSION")); err != nil {
-		return fmt.Errorf("%s holds no PostgreSQL data directory (no PG_VERSION): give the directory that was PGDATA: %w", dataDir, ErrMount)
-	}
-	return nil
 }
 
 // sameSnapshot compares a disk's source snapshot with a recorded snapshot

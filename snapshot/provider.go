@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"google.golang.org/api/option"
+
 	"github.com/gbc-backup/gbc/catalog"
 )
 
@@ -213,18 +217,42 @@ func checkEndpoint(endpoint string) (plainHTTP bool, err error) {
 
 // Open returns the provider chosen by c, with its SDK's standard
 // credentials. It contacts nothing yet.
+//
+// A plain-http endpoint on loopback is taken for an emulator (a test's
+// fake API): GCP and Azure then send it no credentials of the machine's
+// own, which an emulator has no use for and which must not leak to it.
+// AWS requests are signed with whatever the SDK's chain finds, as its
+// emulators expect.
 func Open(ctx context.Context, c Config) (Provider, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
+	}
+	emulator := false
+	if c.Endpoint != "" {
+		emulator, _ = checkEndpoint(c.Endpoint)
 	}
 	switch c.Provider {
 	case "aws":
 		return NewAWS(ctx, c)
 	case "gcp":
+		if emulator {
+			return NewGCP(ctx, c, option.WithoutAuthentication())
+		}
 		return NewGCP(ctx, c)
 	default:
+		if emulator {
+			return NewAzure(c, emulatorCredential{}, nil)
+		}
 		return NewAzure(c, nil, nil)
 	}
+}
+
+// emulatorCredential is the token sent to an Azure emulator: azcore
+// requires a credential, and an emulator checks none.
+type emulatorCredential struct{}
+
+func (emulatorCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "emulator", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 // ConfigOf rebuilds the configuration that made s from its record, so that

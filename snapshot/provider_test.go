@@ -225,7 +225,7 @@ func TestHappyPathAndRecovery(t *testing.T) {
 
 		// Recovery: the operator makes disks from the snapshots, attaches
 		// them to a new instance and mounts them where they were.
-		rec := &catalog.Backup{ID: "20261124T214842Z", Snapshots: recs}
+		rec := &catalog.Backup{ID: "20261124T214842Z", Snapshots: recs, DataDirectory: m.pgdata}
 		r := newRecoveryMachine(t, e, m, rec, "db2")
 		if err := snapshot.CheckRecovery(ctx, p, r.host(), "db2", rec, m.pgdata); err != nil {
 			t.Fatal(err)

@@ -61,11 +61,12 @@ func Command() *cli.Command {
 		&ucli.DurationFlag{Name: "wal-timeout", Usage: "wait this long for the backup's last WAL segment to reach the store (0: do not check the store)", Value: 5 * time.Minute, EnvVars: []string{"GBC_WAL_TIMEOUT"}},
 		cli.String("format", "what to print at the end: text (the backup id) or json (the record)", "text"),
 	)
+	flags = append(flags, snapshotFlags()...)
 	return &cli.Command{
 		Name:        "gbc-backup",
 		Usage:       "take a base backup into a store",
 		ArgsUsage:   "STORE_URL SERVER_NAME",
-		Description: description,
+		Description: description + snapshotDescription,
 		MinArgs:     2,
 		MaxArgs:     2,
 		Flags:       flags,
@@ -140,7 +141,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		o.Progress = os.Stderr
 	}
 	start := time.Now()
-	b, err := backup.Run(ctx, o)
+	b, err := runBackup(ctx, e, o)
 	if err != nil {
 		return classify(err)
 	}
