@@ -286,6 +286,15 @@ func TestHarnessRunGBC(t *testing.T) {
 	if stdout != "out 1\n" || stderr != "err\n" || code != 3 {
 		t.Errorf("RunGBC = %q, %q, %d", stdout, stderr, code)
 	}
+	dir := harness.TempDir(t)
+	r := harness.RunGBCWith(t, harness.RunOptions{Dir: dir, Stdin: strings.NewReader("in"), AsPG: true},
+		sh, "-c", `cat; echo " $(pwd) $(id -un)"`)
+	if want := "in " + dir + " " + harness.PGUser(t) + "\n"; r.Stdout != want || r.ExitCode != 0 {
+		t.Errorf("RunGBCWith = %q, %d; want %q", r.Stdout, r.ExitCode, want)
+	}
+	if r.MaxRSSKiB <= 0 || r.Elapsed <= 0 {
+		t.Errorf("RunGBCWith: peak RSS %d KiB, elapsed %v", r.MaxRSSKiB, r.Elapsed)
+	}
 	pg := harness.StartPostgres(t, harness.PGOptions{Env: []string{"GBC_Y=2"}})
 	stdout, _, code = pg.RunGBC(t, nil, sh, "-c", `echo "$(id -un) $GBC_Y $PGPORT"`)
 	want := fmt.Sprintf("%s 2 %d\n", harness.PGUser(t), pg.Port)

@@ -135,10 +135,41 @@ func copyFile(from, to string, mode os.FileMode) error {
 // commands comes first in PATH.
 func RunGBC(t testing.TB, env []string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
-	return runGBC(t, nil, "", env, args)
+	r := RunGBCWith(t, RunOptions{Env: env}, args...)
+	return r.Stdout, r.Stderr, r.ExitCode
 }
 
-func runGBC(t testing.TB, cred *syscall.Credential, dir string, env []string, args []string) (string, string, int) {
+// RunOptions tune RunGBCWith.
+type RunOptions struct {
+	Env     []string      // added to the environment (KEY=VALUE)
+	Dir     string        // working directory; "" for the current one
+	Stdin   io.Reader     // nil: no input
+	Timeout time.Duration // 0: CommandTimeout
+	AsPG    bool          // run as PGUser (when root), as PostgreSQL would
+}
+
+// Result is the outcome of one command.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int // -1 when killed by a signal
+	Elapsed        time.Duration
+	MaxRSSKiB      int64 // peak resident set size of the command
+}
+
+// RunGBCWith is RunGBC with options, returning timing and peak memory too.
+func RunGBCWith(t testing.TB, opts RunOptions, args ...string) Result {
+	t.Helper()
+	var cred *syscall.Credential
+	if opts.AsPG {
+		var err error
+		if cred, err = pgCredential(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return runGBC(t, cred, opts, args)
+}
+
+func runGBC(t testing.TB, cred *syscall.Credential, opts RunOptions, args []string) Result {
 	t.Helper()
 	if len(args) == 0 {
 		t.Fatal("harness: RunGBC needs a command name")
@@ -147,12 +178,17 @@ func runGBC(t testing.TB, cred *syscall.Credential, dir string, env []string, ar
 	if !strings.Contains(path, "/") {
 		path = Bin(t, path)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = CommandTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args[1:]...)
 	cmd.Env = append(os.Environ(), "PATH="+gbcPath())
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Dir = dir
+	cmd.Env = append(cmd.Env, opts.Env...)
+	cmd.Dir = opts.Dir
+	cmd.Stdin = opts.Stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	// Kill the whole group on timeout, not only the direct child.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -160,19 +196,21 @@ func runGBC(t testing.TB, cred *syscall.Credential, dir string, env []string, ar
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
 	err := cmd.Run()
-	elapsed := time.Since(start).Round(time.Millisecond)
-	code := 0
+	r := Result{Stdout: out.String(), Stderr: errb.String(), Elapsed: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("harness: %s timed out after %v; stderr:\n%s", strings.Join(args, " "), CommandTimeout, errb.String())
+		t.Fatalf("harness: %s timed out after %v; stderr:\n%s", strings.Join(args, " "), timeout, errb.String())
 	case errors.As(err, &ee):
-		code = ee.ExitCode() // -1 when killed by a signal
+		r.ExitCode = ee.ExitCode()
 	case err != nil:
 		t.Fatalf("harness: run %s: %v", strings.Join(args, " "), err)
 	}
-	t.Logf("$ %s  # exit %d in %v%s", strings.Join(args, " "), code, elapsed, indentOutput(errb.String()))
-	return out.String(), errb.String(), code
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.MaxRSSKiB = ru.Maxrss // KiB on Linux
+	}
+	t.Logf("$ %s  # exit %d in %v%s", strings.Join(args, " "), r.ExitCode, r.Elapsed.Round(time.Millisecond), indentOutput(r.Stderr))
+	return r
 }
 
 // gbcPath is $PATH with the copy of the gbc commands first, when there is

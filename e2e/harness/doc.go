@@ -7,7 +7,9 @@
 //   - Azurite for Azure Blob: StartAzurite / SharedAzurite, AzureServer;
 //   - fake-gcs-server for GCS: StartFakeGCS / SharedFakeGCS, GCSServer;
 //   - one fresh store per provider: Stores, NewStore, Store;
-//   - the gbc commands: Bin, BinDir, RunGBC, Cluster.RunGBC.
+//   - the gbc commands: Bin, BinDir, RunGBC, Cluster.RunGBC, and
+//     RunGBCWith / Cluster.RunGBCWith for a working directory, stdin, a
+//     timeout, and the elapsed time and peak RSS in the Result.
 //
 // # Setup
 //

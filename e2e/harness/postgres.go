@@ -681,14 +681,23 @@ func (c *Cluster) PgBench(t testing.TB, args ...string) string {
 }
 
 // RunGBC runs a gbc command as PGUser, the way PostgreSQL or the DBA's cron
-// job would, with this cluster's libpq variables (PGHOST, PGPORT...) and
-// its Env, plus env. See the package RunGBC.
+// job would, in the cluster's directory, with this cluster's libpq
+// variables (PGHOST, PGPORT...) and its Env, plus env. See the package
+// RunGBC.
 func (c *Cluster) RunGBC(t testing.TB, env []string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
-	cred, err := pgCredential()
-	if err != nil {
-		t.Fatal(err)
+	r := c.RunGBCWith(t, RunOptions{Env: env}, args...)
+	return r.Stdout, r.Stderr, r.ExitCode
+}
+
+// RunGBCWith is Cluster.RunGBC with options; AsPG is implied, and Dir
+// defaults to the cluster's directory.
+func (c *Cluster) RunGBCWith(t testing.TB, opts RunOptions, args ...string) Result {
+	t.Helper()
+	opts.AsPG = true
+	opts.Env = append(append(append([]string{"HOME=" + c.base}, c.Env()...), c.opts.Env...), opts.Env...)
+	if opts.Dir == "" {
+		opts.Dir = c.base
 	}
-	all := append(append(append([]string{"HOME=" + c.base}, c.Env()...), c.opts.Env...), env...)
-	return runGBC(t, cred, c.base, all, args)
+	return RunGBCWith(t, opts, args...)
 }
