@@ -63,7 +63,10 @@ func (s *bucketStore) get(ctx context.Context) (*blob.Bucket, error) {
 		return nil, errors.New("store is closed")
 	}
 	if s.bucket == nil {
-		b, release, err := s.open(ctx)
+		// The client outlives this call: some SDKs keep the context they
+		// were made with (e.g. for token refreshes), so it must not be
+		// one that the first caller cancels when done.
+		b, release, err := s.open(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
