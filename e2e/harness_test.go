@@ -158,7 +158,7 @@ func TestHarnessStores(t *testing.T) {
 func TestHarnessPostgres(t *testing.T) {
 	archive := harness.TempDir(t)
 	pg := harness.StartPostgres(t, harness.PGOptions{
-		ArchiveCommand:   "test ! -f " + archive + "/%f && cp %p " + archive + "/%f",
+		ArchiveCommand:   "test ! -f " + archive + "/%f && cp %p " + archive + "/%f && echo \"$GBC_HARNESS_PROBE\" > " + archive + "/probe",
 		WALSegmentSizeMB: 1,
 		DataChecksums:    true,
 		Settings:         map[string]string{"application_name": "harness's test"},
@@ -188,7 +188,6 @@ func TestHarnessPostgres(t *testing.T) {
 	if got := pg.QueryString(t, "SHOW wal_segment_size"); got != "1MB" {
 		t.Errorf("wal_segment_size = %q", got)
 	}
-	// The server's environment reaches archive_command.
 	if got := pg.QueryString(t, "SELECT current_setting('archive_mode')"); got != "on" {
 		t.Errorf("archive_mode = %q", got)
 	}
@@ -207,6 +206,10 @@ func TestHarnessPostgres(t *testing.T) {
 	pg.WaitArchived(t, seg, time.Minute)
 	if _, err := os.Stat(filepath.Join(archive, seg)); err != nil {
 		t.Errorf("archived segment: %v", err)
+	}
+	// PGOptions.Env reaches archive_command (store credentials do so).
+	if b, err := os.ReadFile(filepath.Join(archive, "probe")); err != nil || string(b) != "42\n" {
+		t.Errorf("archive_command's environment: %q, %v", b, err)
 	}
 	// A second switch completes a later segment.
 	if seg2 := pg.SwitchWAL(t); seg2 <= seg {
@@ -260,17 +263,17 @@ func TestHarnessPostgresRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	pg.Exec(t, "INSERT INTO t VALUES (101)") // not in the copy
-	copy := pg.StartFrom(t, dest, 0)
-	if copy.Port == pg.Port {
+	clone := pg.StartFrom(t, dest, 0)
+	if clone.Port == pg.Port {
 		t.Fatalf("copy listens on the original's port %d", pg.Port)
 	}
-	if n := copy.QueryInt(t, "SELECT count(*) FROM t"); n != 100 {
+	if n := clone.QueryInt(t, "SELECT count(*) FROM t"); n != 100 {
 		t.Errorf("copy has %d rows, want 100", n)
 	}
 	if n := pg.QueryInt(t, "SELECT count(*) FROM t"); n != 101 {
 		t.Errorf("original has %d rows, want 101", n)
 	}
-	if got := copy.QueryString(t, "SHOW data_directory"); got != dest {
+	if got := clone.QueryString(t, "SHOW data_directory"); got != dest {
 		t.Errorf("copy's data_directory = %q, want %q", got, dest)
 	}
 }
