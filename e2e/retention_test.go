@@ -369,3 +369,266 @@ func benchRetention(t *testing.T, provider string, n int) {
 	t.Logf("%s: gbc-backup-delete removed %d of %d WAL objects in %s (%.0f objects/s), peak RSS %.1f MiB\n%s",
 		provider, n-keepN, n, elapsed.Round(time.Millisecond), float64(n-keepN)/elapsed.Seconds(), float64(peakKiB)/1024, stdout.String())
 }
+
+// retPrimary starts a PostgreSQL cluster archiving into st (1 MiB segments,
+// so that a few switches make WAL worth deleting) with a marks table.
+func retPrimary(t *testing.T, st harness.Store) *harness.Cluster {
+	t.Helper()
+	pg := harness.StartPostgres(t, harness.PGOptions{
+		ArchiveCommand:   st.CommandLine(harness.Bin(t, "gbc-wal-archive"), nil, retServer, "%p"),
+		Env:              st.Env,
+		WALSegmentSizeMB: 1,
+	})
+	pg.Exec(t, "CREATE TABLE marks (mark text PRIMARY KEY)")
+	return pg
+}
+
+// retGBC runs a gbc command as PostgreSQL's user, as the DBA's cron job
+// would, and returns stdout; a non-zero exit fails the test.
+func retGBC(t *testing.T, pg *harness.Cluster, st harness.Store, cmd string, flags []string, pos ...string) string {
+	t.Helper()
+	out, errOut, code := pg.RunGBC(t, st.Env, st.Argv(harness.Bin(t, cmd), flags, pos...)...)
+	if code != 0 {
+		t.Fatalf("%s %v %v: exit %d\nstdout: %s\nstderr: %s", cmd, flags, pos, code, out, errOut)
+	}
+	return out
+}
+
+// retRestore restores backupID into a new directory, starts it, waits for
+// the end of recovery, and returns the marks it holds.
+func retRestore(t *testing.T, pg *harness.Cluster, st harness.Store, backupID string, flags ...string) string {
+	t.Helper()
+	dest := pg.NewEmptyDataDir(t)
+	// The copy must not archive into the primary's prefix.
+	flags = append([]string{"--disable-archiving"}, flags...)
+	retGBC(t, pg, st, "gbc-restore", flags, retServer, backupID, dest)
+	c := pg.StartFrom(t, dest, 0)
+	c.WaitRecovered(t, 3*time.Minute)
+	return c.QueryString(t, "SELECT coalesce(string_agg(mark, ',' ORDER BY mark), '') FROM marks")
+}
+
+// obsoleteByName is the expected outcome for one WAL object of a single
+// timeline, worked out from names alone (on one timeline, segment names
+// order as positions): obsolete before floor, except within the kept
+// range; a .backup file of a deleted backup goes; history files stay.
+func obsoleteByName(name, floor, keptBegin, keptEnd string, deletedBegins map[string]bool) bool {
+	switch {
+	case strings.HasSuffix(name, ".history"):
+		return false
+	case strings.HasSuffix(name, ".backup") && deletedBegins[name[:24]]:
+		return true
+	}
+	seg := name[:24]
+	return seg < floor && (seg < keptBegin || seg > keptEnd)
+}
+
+// TestRetentionPostgres takes four backups of a PostgreSQL 15 cluster with
+// WAL between them, keeps the second standalone, applies REDUNDANCY 2, and
+// checks that exactly the first backup and the WAL before the third one
+// (outside the kept backup's range) are gone; then restores the oldest
+// remaining backup to the latest point and the kept one to its end.
+func TestRetentionPostgres(t *testing.T) {
+	for _, provider := range []string{"file", "s3"} {
+		t.Run(provider, func(t *testing.T) { testRetentionPostgres(t, harness.NewStore(t, provider)) })
+	}
+}
+
+func testRetentionPostgres(t *testing.T, st harness.Store) {
+	pg := retPrimary(t, st)
+	s := openRetStore(t, st)
+	ctx := context.Background()
+	var ids []string
+	for i := 1; i <= 4; i++ {
+		pg.Exec(t, fmt.Sprintf("INSERT INTO marks VALUES ('before%d')", i))
+		if len(ids) > 0 {
+			time.Sleep(1100 * time.Millisecond) // ids are start times, to the second
+		}
+		ids = append(ids, strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", nil, retServer)))
+		pg.Exec(t, fmt.Sprintf("INSERT INTO marks VALUES ('after%d')", i))
+		for range 3 { // WAL between backups
+			pg.Exec(t, "INSERT INTO marks SELECT 'filler' || g || '-' || md5(random()::text) FROM generate_series(1, 2000) g")
+			pg.Exec(t, "DELETE FROM marks WHERE mark LIKE 'filler%'")
+			pg.SwitchWAL(t)
+		}
+	}
+	pg.Exec(t, "INSERT INTO marks VALUES ('end')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 2*time.Minute)
+	allMarks := "after1,after2,after3,after4,before1,before2,before3,before4,end"
+
+	recs := make([]*catalog.Backup, len(ids))
+	for i, id := range ids {
+		b, err := catalog.Load(ctx, s, retLayout, id)
+		if err != nil || b.Status != catalog.StatusDone {
+			t.Fatalf("backup %s: %+v, %v", id, b, err)
+		}
+		recs[i] = b
+	}
+	retGBC(t, pg, st, "gbc-backup-keep", []string{"--target", "standalone"}, retServer, ids[1])
+
+	walBefore := listKeys(t, s, retLayout.WALRoot())
+	baseBefore := map[string][]string{}
+	for _, id := range ids {
+		baseBefore[id] = listKeys(t, s, retLayout.BackupRoot(id))
+	}
+	out := retGBC(t, pg, st, "gbc-backup-delete", []string{"--retention-policy", "REDUNDANCY 2"}, retServer)
+	t.Logf("gbc-backup-delete:\n%s", out)
+
+	// Backups: the first is gone, the others untouched.
+	if k := listKeys(t, s, retLayout.BackupRoot(ids[0])); len(k) != 0 {
+		t.Errorf("first backup left %v", k)
+	}
+	for _, id := range ids[1:] {
+		if got := listKeys(t, s, retLayout.BackupRoot(id)); !reflect.DeepEqual(got, baseBefore[id]) {
+			t.Errorf("backup %s changed: %v, was %v", id, got, baseBefore[id])
+		}
+	}
+	// WAL: exactly the expected objects are gone.
+	after := map[string]bool{}
+	for _, k := range listKeys(t, s, retLayout.WALRoot()) {
+		after[k] = true
+	}
+	deletedBegins := map[string]bool{recs[0].BeginWAL: true}
+	gone, gapGone := 0, false
+	for _, k := range walBefore {
+		name, _ := strings.CutSuffix(k[strings.LastIndexByte(k, '/')+1:], ".zst")
+		want := obsoleteByName(name, recs[2].BeginWAL, recs[1].BeginWAL, recs[1].EndWAL, deletedBegins)
+		if after[k] == want {
+			t.Errorf("WAL %s: present %v, want present %v", k, after[k], !want)
+		}
+		if want {
+			gone++
+			if len(name) == 24 && name > recs[1].EndWAL && name < recs[2].BeginWAL {
+				gapGone = true
+			}
+		}
+	}
+	if gone == 0 || !gapGone {
+		t.Errorf("the test deleted no WAL between the kept backup and the next one (%d objects gone): it proves nothing", gone)
+	}
+
+	// The oldest remaining backup restores to the latest point; the kept
+	// one to its end, with its own WAL only.
+	if got := retRestore(t, pg, st, ids[2]); got != allMarks {
+		t.Errorf("backup 3 restored to the end: marks %q, want %q", got, allMarks)
+	}
+	if got := retRestore(t, pg, st, ids[1], "--target-immediate", "--target-action", "promote"); got != "after1,before1,before2" {
+		t.Errorf("kept backup 2 restored to its end: marks %q, want after1,before1,before2", got)
+	}
+}
+
+// TestRetentionConcurrentBackup races gbc-backup-delete against a backup in
+// progress. A slow backup A starts; while it runs a fast backup B completes;
+// then REDUNDANCY 1 runs. B begins after A, so without A's STARTED record
+// the WAL between A's and B's begin would be obsolete, and A, once DONE,
+// unrestorable. The test restores A.
+func TestRetentionConcurrentBackup(t *testing.T) {
+	st := harness.NewStore(t, "s3")
+	pg := retPrimary(t, st)
+	s := openRetStore(t, st)
+	ctx := context.Background()
+	pg.PgBench(t, "-i", "-s", "10", "-q")
+	pg.Exec(t, "INSERT INTO marks VALUES ('old')")
+	old := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", []string{"--compression", "none"}, retServer))
+	for range 3 {
+		pg.SwitchWAL(t)
+	}
+
+	// A: one job, the slowest codec level.
+	argv := st.Argv(harness.Bin(t, "gbc-backup"), []string{"--jobs", "1", "--compression", "gzip", "--compression-level", "9", "--name", "slow"}, retServer)
+	slow := pg.Command(t, argv[0], argv[1:]...)
+	var slowOut, slowErr bytes.Buffer
+	slow.Stdout, slow.Stderr = &slowOut, &slowErr
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Wait() }()
+	t.Cleanup(func() {
+		if slow.ProcessState == nil {
+			_ = syscall.Kill(-slow.Process.Pid, syscall.SIGKILL)
+			<-slowDone
+		}
+	})
+	var a *catalog.Backup
+	for deadline := time.Now().Add(2 * time.Minute); a == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no STARTED record of the slow backup after 2 minutes: %s", slowErr.String())
+		}
+		all, err := catalog.List(ctx, s, retLayout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range all {
+			if b.Name == "slow" && b.Status == catalog.StatusStarted && b.BeginWAL != "" {
+				a = b
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pg.Exec(t, "INSERT INTO marks VALUES ('during')")
+	for range 3 {
+		pg.SwitchWAL(t)
+	}
+	time.Sleep(1100 * time.Millisecond) // a distinct id
+	fast := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", []string{"--compression", "none"}, retServer))
+
+	out, errOut, code := pg.RunGBC(t, st.Env, st.Argv(harness.Bin(t, "gbc-backup-delete"),
+		[]string{"--format", "json", "--retention-policy", "REDUNDANCY 1"}, retServer)...)
+	if code != 0 {
+		t.Fatalf("gbc-backup-delete: exit %d: %s", code, errOut)
+	}
+	var rep prune.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	raced := false
+	for _, b := range rep.Retained {
+		if b.ID == a.ID && b.Status == string(catalog.StatusStarted) {
+			raced = true
+		}
+	}
+	if !raced {
+		t.Skipf("the slow backup ended before gbc-backup-delete read the catalog: no race to test (report %s)", out)
+	}
+	if len(rep.Deleted) != 1 || rep.Deleted[0].ID != old {
+		t.Errorf("deleted %+v, want only the old backup %s", rep.Deleted, old)
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatalf("slow backup: %v\n%s", err, slowErr.String())
+	}
+	id := strings.TrimSpace(slowOut.String())
+	if id != a.ID {
+		t.Fatalf("slow backup printed %q, its STARTED record was %s", id, a.ID)
+	}
+	// The STARTED record first holds a lower bound of the begin WAL, then
+	// the exact one: compare with what the DONE record says.
+	aDone, err := catalog.Load(ctx, s, retLayout, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fastRec, err := catalog.Load(ctx, s, retLayout, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(aDone.BeginWAL < fastRec.BeginWAL) {
+		t.Fatalf("backup A begins at %s, not before B (%s): the test proves nothing", aDone.BeginWAL, fastRec.BeginWAL)
+	}
+	if rep.WAL.Floor > aDone.BeginWAL {
+		t.Errorf("WAL floor %s is after the begin of the backup in progress %s", rep.WAL.Floor, aDone.BeginWAL)
+	}
+	between := 0
+	for _, k := range listKeys(t, s, retLayout.WALRoot()) {
+		name := k[strings.LastIndexByte(k, '/')+1:]
+		if len(name) >= 24 && name[:24] >= aDone.BeginWAL && name[:24] < fastRec.BeginWAL {
+			between++
+		}
+	}
+	if between == 0 {
+		t.Errorf("no WAL left between the begin of backup A (%s) and of B (%s)", aDone.BeginWAL, fastRec.BeginWAL)
+	}
+	pg.Exec(t, "INSERT INTO marks VALUES ('end')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 2*time.Minute)
+	if got := retRestore(t, pg, st, id); got != "during,end,old" {
+		t.Errorf("backup A restored: marks %q, want during,end,old", got)
+	}
+}
