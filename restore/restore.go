@@ -36,8 +36,9 @@ type Options struct {
 	Jobs int
 	// Recovery is written into Dest unless nil (--no-recovery-config).
 	Recovery *RecoveryConfig
-	// Logf reports progress; nil is silent.
-	Logf func(format string, args ...any)
+	// Logf reports progress and Warnf trouble that the restore got over;
+	// nil is silent.
+	Logf, Warnf func(format string, args ...any)
 }
 
 // Result says what a restore did.
@@ -89,9 +90,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if b.Status != catalog.StatusDone {
 		return nil, fmt.Errorf("backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
 	}
-	logf := o.Logf
+	logf, warnf := o.Logf, o.Warnf
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	if warnf == nil {
+		warnf = logf
 	}
 	places, err := Plan(b, o.Dest, o.Relocate)
 	if err != nil {
@@ -118,7 +122,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res := &Result{Tablespaces: places}
-	r := &run{o: o, logf: logf, res: res, roots: map[string]*extractor{}}
+	r := &run{o: o, logf: logf, warnf: warnf, res: res, roots: map[string]*extractor{}}
 	defer r.close()
 	if err := r.openRoots(places); err != nil {
 		return nil, err
@@ -239,6 +243,7 @@ func (e *NotEmptyError) Error() string {
 type run struct {
 	o     Options
 	logf  func(string, ...any)
+	warnf func(string, ...any)
 	res   *Result
 	data  *extractor
 	roots map[string]*extractor // by tablespace OID; "" is the data directory
@@ -316,24 +321,52 @@ func (r *run) restorePart(ctx context.Context, p catalog.Part) (extractStats, er
 	if x == nil {
 		return extractStats{}, fmt.Errorf("part %s: unknown tablespace %s", p.Key, p.Tablespace)
 	}
-	var st extractStats
-	err := r.stream(ctx, p.Key, p.SHA256, p.StoredSize, func(tarStream io.Reader) error {
-		var err error
-		st, err = x.extract(tarStream, make([]byte, pipeBuffer))
-		if err != nil {
+	for attempt := 1; ; attempt++ {
+		var st extractStats
+		err := r.stream(ctx, p.Key, p.SHA256, p.StoredSize, func(tarStream io.Reader) error {
+			var err error
+			st, err = x.extract(tarStream, make([]byte, pipeBuffer))
+			if err != nil {
+				return err
+			}
+			// The rest (tar's end blocks and padding) must still be
+			// read for the whole object to be hashed.
+			_, err = io.CopyBuffer(io.Discard, tarStream, make([]byte, 64<<10))
 			return err
+		})
+		if err == nil {
+			r.logf("restored part %s: %d files, %s", p.Key, st.Files, mib(st.Bytes))
+			return st, nil
 		}
-		// The rest (tar's end blocks and padding) must still be read
-		// for the whole object to be hashed.
-		_, err = io.CopyBuffer(io.Discard, tarStream, make([]byte, 64<<10))
-		return err
-	})
-	if err != nil {
-		return st, fmt.Errorf("part %s: %w", p.Key, err)
+		// The store retries failed requests, not a connection that
+		// breaks in the middle of a part: that part is restored again
+		// from its start, after removing what it had written.
+		var dl *downloadError
+		if !errors.As(err, &dl) || attempt >= partAttempts || ctx.Err() != nil {
+			return st, fmt.Errorf("part %s: %w", p.Key, err)
+		}
+		r.warnf("part %s: %v; restoring it again (attempt %d of %d)", p.Key, err, attempt+1, partAttempts)
+		if rerr := x.remove(st.Created); rerr != nil {
+			return st, fmt.Errorf("part %s: %w (and removing its files for another attempt: %v)", p.Key, err, rerr)
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * time.Second):
+		case <-ctx.Done():
+			return st, fmt.Errorf("part %s: %w", p.Key, err)
+		}
 	}
-	r.logf("restored part %s: %d files, %s", p.Key, st.Files, mib(st.Bytes))
-	return st, nil
 }
+
+// partAttempts bounds how often one part is downloaded after its download
+// broke off.
+const partAttempts = 3
+
+// downloadError is a failure to read a part's stored bytes (as opposed to
+// decoding or writing them), which another attempt may not meet.
+type downloadError struct{ err error }
+
+func (e *downloadError) Error() string { return "download: " + e.err.Error() }
+func (e *downloadError) Unwrap() error { return e.err }
 
 // stream opens key, decompresses it by its extension, and hands the
 // decompressed stream to consume; it fails unless the stored bytes have the
@@ -354,10 +387,12 @@ func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, c
 	var g errgroup.Group
 	h := sha256.New()
 	var stored int64
+	var readErr error // reading the object, not writing into the pipe
 	downR, downW := io.Pipe()
 	g.Go(func() error {
-		n, err := io.CopyBuffer(downW, io.TeeReader(body, h), make([]byte, pipeBuffer))
-		stored = n
+		tee := &readTracker{r: io.TeeReader(body, h)}
+		n, err := io.CopyBuffer(downW, tee, make([]byte, pipeBuffer))
+		stored, readErr = n, tee.err
 		downW.CloseWithError(err)
 		if err != nil {
 			return fmt.Errorf("download: %w", err)
@@ -387,6 +422,11 @@ func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, c
 		return err
 	})
 	if err := g.Wait(); err != nil {
+		// A broken download makes the later stages fail too; it is
+		// the cause to report, and the one worth another attempt.
+		if readErr != nil && ctx.Err() == nil {
+			return &downloadError{err: readErr}
+		}
 		return err
 	}
 	if wantSize > 0 && stored != wantSize {
@@ -396,6 +436,21 @@ func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, c
 		return checksumError(sum, wantSHA)
 	}
 	return nil
+}
+
+// readTracker remembers the error of its reader, so that a failed copy can
+// tell a broken download from a consumer that stopped reading.
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
 }
 
 func checksumError(got, want string) error {

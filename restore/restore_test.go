@@ -443,3 +443,68 @@ func TestFileChecksumCRC32C(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// flakyStore breaks the first download of key after half its bytes.
+type flakyStore struct {
+	*memStore
+	key   string
+	mu    sync.Mutex
+	broke int
+}
+
+type brokenReader struct {
+	r    io.Reader
+	left int
+}
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	if len(p) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= n
+	return n, err
+}
+
+func (f *flakyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := f.memStore.Get(ctx, key)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil || key != f.key || f.broke > 0 {
+		return rc, err
+	}
+	f.broke++
+	return io.NopCloser(&brokenReader{r: rc, left: len(f.objs[key]) / 2}), nil
+}
+
+func TestRunRetriesABrokenDownload(t *testing.T) {
+	tmp := t.TempDir()
+	f := newFixture(t, filepath.Join(tmp, "ts"))
+	// The part with pg_control and several files, stored uncompressed so
+	// that its first attempt writes files before it breaks, which the
+	// second must not collide with.
+	p := &f.backup.Parts[1]
+	c, _ := compress.Lookup("zstd")
+	dr, _ := c.NewReader(bytes.NewReader(f.store.objs[p.Key]))
+	raw, _ := io.ReadAll(dr)
+	p.Key = strings.TrimSuffix(p.Key, ".zst")
+	p.SHA256, p.StoredSize = sha(raw), int64(len(raw))
+	f.store.objs[p.Key] = raw
+	fs := &flakyStore{memStore: f.store, key: p.Key}
+	o := f.options(filepath.Join(tmp, "data"))
+	o.Store = fs
+	var warned []string
+	o.Warnf = func(format string, args ...any) { warned = append(warned, fmt.Sprintf(format, args...)) }
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if fs.broke != 1 || len(warned) != 1 || !strings.Contains(warned[0], "connection reset") || !strings.Contains(warned[0], "download") {
+		t.Fatalf("broke %d times, warnings %q", fs.broke, warned)
+	}
+	if b, err := os.ReadFile(filepath.Join(tmp, "data", "global/pg_control")); err != nil || string(b) != "control" {
+		t.Fatalf("pg_control %q %v", b, err)
+	}
+}

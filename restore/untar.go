@@ -50,6 +50,9 @@ func newExtractor(root *os.Root, held map[string]string) *extractor {
 type extractStats struct {
 	Files int64
 	Bytes int64
+	// Created names every file and link the stream created, so that a
+	// part whose download broke can be removed and restored again.
+	Created []string
 }
 
 // extract writes every entry of the tar stream r, using buf to copy file
@@ -74,11 +77,17 @@ func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
 			err = x.mkdir(name, h)
 		case tar.TypeReg:
 			var n int64
-			n, err = x.writeFile(name, h, tr, buf)
+			var created string
+			created, n, err = x.writeFile(name, h, tr, buf)
+			if created != "" {
+				st.Created = append(st.Created, created)
+			}
 			st.Files++
 			st.Bytes += n
 		case tar.TypeSymlink:
-			err = x.symlink(name, h.Linkname)
+			if err = x.symlink(name, h.Linkname); err == nil {
+				st.Created = append(st.Created, name)
+			}
 		default:
 			// PostgreSQL data directories hold only these three kinds;
 			// anything else (a device, a FIFO, a hard link) did not come
@@ -117,7 +126,9 @@ func (x *extractor) mkdir(name string, h *tar.Header) error {
 	return nil
 }
 
-func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byte) (int64, error) {
+// writeFile returns the name it created (even when writing then failed)
+// and the bytes written.
+func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byte) (string, int64, error) {
 	target := name
 	if held, ok := x.held[name]; ok {
 		target = held
@@ -135,7 +146,7 @@ func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byt
 		}
 	}
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	// Hide ReadFrom: os.File.ReadFrom would copy through its own 32 KiB
 	// buffer instead of buf.
@@ -149,7 +160,17 @@ func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byt
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	return n, err
+	return target, n, err
+}
+
+// remove deletes what a failed attempt at a part created.
+func (x *extractor) remove(names []string) error {
+	for _, n := range names {
+		if err := x.root.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // finishFile sets the archived mode and time through the open descriptor

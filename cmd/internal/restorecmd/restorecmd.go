@@ -142,7 +142,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	}
 	res, err := restore.Run(ctx, restore.Options{
 		Store: s, Layout: layout, Backup: b, Dest: dest,
-		Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, Logf: e.Log.Debugf,
+		Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
 	})
 	if err != nil {
 		var ne *restore.NotEmptyError
