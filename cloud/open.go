@@ -32,7 +32,9 @@ const AcceptedURLs = "s3://bucket/prefix, gs://bucket/prefix, azblob://container
 // never from here, so that no secret shows in a command line.
 type Options struct {
 	// EndpointURL points the provider at another server: an S3-compatible
-	// store (MinIO...), Azurite, or a GCS emulator (fake-gcs-server).
+	// store (MinIO...), Azurite, or a GCS emulator (fake-gcs-server). The
+	// SDKs' own variables (AWS_ENDPOINT_URL_S3, STORAGE_EMULATOR_HOST)
+	// work too.
 	EndpointURL string
 	// Region is the S3 region; the AWS configuration's otherwise. With
 	// EndpointURL and no region anywhere, "us-east-1".

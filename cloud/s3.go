@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -58,8 +59,11 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: loading the AWS configuration (environment, ~/.aws/config, ~/.aws/credentials): %w", err)
 	}
+	// The SDK also takes an endpoint from the environment; treat it as
+	// --endpoint-url (path style, a default region).
+	custom := opts.EndpointURL != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || cfg.BaseEndpoint != nil
 	if cfg.Region == "" {
-		if opts.EndpointURL == "" {
+		if !custom {
 			return nil, errors.New("s3: no AWS region configured: pass --s3-region, or set AWS_REGION or a region in the AWS profile")
 		}
 		// S3-compatible stores mostly ignore the region, but SigV4
@@ -72,6 +76,8 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.EndpointURL != "" {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+		if custom {
 			// Custom endpoints (MinIO, Ceph, ...) rarely have the
 			// wildcard DNS that virtual-hosted addressing needs.
 			o.UsePathStyle = true

@@ -444,3 +444,18 @@ func TestAzureRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestS3EndpointFromEnvironment checks that the SDK's own endpoint variable
+// is treated like --endpoint-url: path style, no region needed.
+func TestS3EndpointFromEnvironment(t *testing.T) {
+	endpoint := fakeS3(t, "bkt")
+	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
+	s, err := cloud.Open(t.Context(), "s3://bkt/p", cloud.Options{RetryTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(t.Context(), "k", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
