@@ -423,7 +423,11 @@ func (c *Cluster) stop(sig syscall.Signal, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closePool()
-	if c.p == nil || c.p.exited() {
+	if c.p == nil {
+		return nil
+	}
+	if c.p.exited() {
+		c.p.kill() // forget it; kill any leftover backend
 		return nil
 	}
 	if err := c.p.signal(sig); err != nil {
@@ -456,25 +460,33 @@ func (c *Cluster) closePool() {
 // postgres), closed when the server stops.
 func (c *Cluster) Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
+	pool, err := c.getPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func (c *Cluster) getPool() (*pgxpool.Pool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pool != nil {
-		return c.pool
+		return c.pool, nil
 	}
 	cfg, err := pgxpool.ParseConfig(c.ConnString())
 	if err != nil {
-		t.Fatalf("harness: %v", err)
+		return nil, fmt.Errorf("harness: %w", err)
 	}
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("harness: connect to PostgreSQL on port %d: %v", c.Port, err)
+		return nil, fmt.Errorf("harness: connect to PostgreSQL on port %d: %w", c.Port, err)
 	}
 	c.pool = pool
-	return pool
+	return pool, nil
 }
 
-// sqlTimeout bounds one Exec or QueryRow.
+// sqlTimeout bounds one Exec or QueryString.
 const sqlTimeout = 5 * time.Minute
 
 // Exec runs SQL (several statements are allowed when there are no
@@ -487,32 +499,14 @@ func (c *Cluster) Exec(t testing.TB, sql string, args ...any) {
 }
 
 // ExecErr is Exec returning the error, for statements expected to fail.
-// It needs a pool already opened by Pool, Exec or a query.
 func (c *Cluster) ExecErr(sql string, args ...any) error {
-	c.mu.Lock()
-	pool := c.pool
-	c.mu.Unlock()
-	if pool == nil {
-		cfg, err := pgxpool.ParseConfig(c.ConnString())
-		if err != nil {
-			return err
-		}
-		cfg.MaxConns = 4
-		if pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		if c.pool == nil {
-			c.pool = pool
-		} else {
-			pool.Close()
-			pool = c.pool
-		}
-		c.mu.Unlock()
+	pool, err := c.getPool()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sqlTimeout)
 	defer cancel()
-	_, err := pool.Exec(ctx, sql, args...)
+	_, err = pool.Exec(ctx, sql, args...)
 	return err
 }
 
