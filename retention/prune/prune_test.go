@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/retention"
+	"github.com/gbc-backup/gbc/wal"
 )
 
 const day = 24 * time.Hour
@@ -37,7 +40,8 @@ func put(t *testing.T, s cloud.Store, key, content string) {
 	}
 }
 
-func seg(tli, n uint32) string { return fmt.Sprintf("%08X%08X%08X", tli, 0, n) }
+// seg names segment number n of timeline tli, for 16 MiB segments.
+func seg(tli, n uint32) string { return fmt.Sprintf("%08X%08X%08X", tli, n/256, n%256) }
 
 // backup stores a backup of the given status whose id is its begin time,
 // with two data parts and a manifest, and returns its record.
@@ -48,7 +52,7 @@ func backup(t *testing.T, s cloud.Store, begin time.Time, status catalog.Status,
 		ID: id, Server: layout.Server, Status: status, Timeline: tli,
 		BeginTime: begin, EndTime: begin.Add(time.Hour),
 		BeginWAL: seg(tli, beginSeg), EndWAL: seg(tli, endSeg),
-		BeginLSN: fmt.Sprintf("0/%X", beginSeg<<24|0x28), EndLSN: fmt.Sprintf("0/%X", endSeg<<24|0x100),
+		BeginLSN: wal.FormatLSN(uint64(beginSeg)<<24 | 0x28), EndLSN: wal.FormatLSN(uint64(endSeg)<<24 | 0x100),
 		WALSegmentSize: 16 << 20, Keep: keep,
 	}
 	for i := range 2 {
@@ -409,34 +413,119 @@ func TestRunUnreadableRecord(t *testing.T) {
 }
 
 // The WAL listing streams: a store far larger than a batch is cleaned with
-// every Delete no larger than a batch (memory is checked by the e2e
-// benchmark).
+// every Delete no larger than a batch, and at most Concurrency batches in
+// flight (memory is measured by the e2e benchmark).
 func TestRunManyWAL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 3,000 files")
-	}
 	ctx := context.Background()
-	s := &opStore{Store: openStore(t)}
+	mem := newMemStore()
+	s := &opStore{Store: mem}
 	now := time.Now()
-	backup(t, s, now.Add(-2*day), catalog.StatusDone, 1, 2000, 2001, "")
-	wals(t, s, 1, 1, 3000)
+	backup(t, s, now.Add(-2*day), catalog.StatusDone, 1, 15000, 15001, "")
+	for n := uint32(1); n <= 20000; n++ {
+		put(t, s, layout.WALKey(seg(1, n), "zst"), "wal")
+	}
+	var inFlight, maxInFlight atomic.Int32
+	s.onDelete = func([]string) error {
+		n := inFlight.Add(1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		inFlight.Add(-1)
+		return nil
+	}
 	p, _ := retention.ParsePolicy("REDUNDANCY 1")
-	rep, err := Run(ctx, s, layout, Options{Policy: &p, OrphanAge: day, Now: now, BatchSize: 100})
+	rep, err := Run(ctx, s, layout, Options{Policy: &p, OrphanAge: day, Now: now, BatchSize: 100, Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.WAL.Objects != 1999 || rep.WAL.KeptObjects != 1001 {
+	if rep.WAL.Objects != 14999 || rep.WAL.KeptObjects != 5001 {
 		t.Errorf("WAL %+v", rep.WAL)
 	}
-	if n := len(keys(t, s, layout.WALRoot())); n != 1001 {
-		t.Errorf("%d WAL objects left, want 1001", n)
+	if n := len(keys(t, s, layout.WALRoot())); n != 5001 {
+		t.Errorf("%d WAL objects left, want 5001", n)
 	}
 	for _, call := range s.deletes {
 		if len(call) > 100 {
 			t.Fatalf("Delete of %d keys", len(call))
 		}
 	}
+	if m := maxInFlight.Load(); m > 3 || m < 2 {
+		t.Errorf("%d Deletes in flight at most, want 2 to 3", m)
+	}
 }
+
+// memStore is a cloud.Store in memory, for tests that need many objects.
+type memStore struct {
+	mu   sync.Mutex
+	objs map[string]cloud.Attrs
+	data map[string]string
+}
+
+func newMemStore() *memStore {
+	return &memStore{objs: map[string]cloud.Attrs{}, data: map[string]string{}}
+}
+
+func (m *memStore) Put(_ context.Context, key string, r io.Reader, _ cloud.PutOptions) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[key] = cloud.Attrs{Key: key, Size: int64(len(b)), ModTime: time.Now()}
+	m.data[key] = string(b)
+	return nil
+}
+
+func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.data[key]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", key, cloud.ErrNotFound)
+	}
+	return io.NopCloser(strings.NewReader(d)), nil
+}
+
+func (m *memStore) Stat(_ context.Context, key string) (cloud.Attrs, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.objs[key]
+	if !ok {
+		return a, fmt.Errorf("stat %s: %w", key, cloud.ErrNotFound)
+	}
+	return a, nil
+}
+
+func (m *memStore) List(_ context.Context, prefix string, fn func(cloud.Attrs) error) error {
+	m.mu.Lock()
+	var as []cloud.Attrs
+	for k, a := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			as = append(as, a)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(as, func(i, j int) bool { return as[i].Key < as[j].Key })
+	for _, a := range as {
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memStore) Delete(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		delete(m.objs, k)
+		delete(m.data, k)
+	}
+	return nil
+}
+
+func (m *memStore) Close() error { return nil }
 
 func TestWalName(t *testing.T) {
 	for key, want := range map[string]string{

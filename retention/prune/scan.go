@@ -57,8 +57,12 @@ func Scan(ctx context.Context, s cloud.Store, l catalog.Layout) ([]retention.Ent
 		g.Go(func() error {
 			b, err := catalog.Load(gctx, s, l, id)
 			switch {
+			case err == nil && b.ID != id:
+				// A record copied under another prefix: which backup it
+				// describes is unclear, so treat it as unreadable.
+				e.RecordErr = fmt.Errorf("record of backup %s is stored under base/%s/", b.ID, id)
 			case err == nil:
-				e.Record = b
+				e.Record = slim(b)
 			case errors.Is(err, cloud.ErrNotFound):
 				// Deleted between the listing and now: the prefix is
 				// left as without a record, and its age decides.
@@ -87,4 +91,13 @@ func Scan(ctx context.Context, s cloud.Store, l catalog.Layout) ([]retention.Ent
 func isStoreError(err error) bool {
 	return errors.Is(err, cloud.ErrPermission) || errors.Is(err, cloud.ErrTransient) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// slim drops what retention never reads (parts, labels, tablespaces,
+// snapshots), so that the catalog held in memory stays a few hundred bytes
+// per backup even when each record lists thousands of parts.
+func slim(b *catalog.Backup) *catalog.Backup {
+	b.Parts, b.Tablespaces, b.Snapshots = nil, nil, nil
+	b.BackupLabel, b.TablespaceMap = "", ""
+	return b
 }

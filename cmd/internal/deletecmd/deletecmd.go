@@ -54,7 +54,12 @@ Always:
 
 --dry-run prints exactly what would be deleted (backups, WAL ranges per
 timeline, object counts and bytes) and deletes nothing. --format json gives
-the same report as JSON (see the README for the schema).
+the same report as one JSON object, whose fields later releases only add to:
+server, dry_run, policy, target, minimum_redundancy, orphan_age; deleted,
+retained and skipped (lists of backups: id, name, status, keep, timeline,
+begin_time, end_time, begin_wal, end_wal, reason, objects, bytes); wal
+(floor, off, ranges of {timeline, first, last, objects, bytes}, objects,
+bytes, kept_objects, kept_bytes); notes; objects and bytes (all deleted).
 
 Examples:
   gbc-backup-delete --retention-policy "RECOVERY WINDOW OF 14 DAYS" s3://bucket/pg main
