@@ -391,6 +391,35 @@ func TestRunConcurrentBackupKeepsWAL(t *testing.T) {
 	_ = bs
 }
 
+// gbc-backup-keep rewriting the record while the backup's parts are being
+// deleted must not leave a record without parts.
+func TestRunKeepDuringDelete(t *testing.T) {
+	ctx := context.Background()
+	s := &opStore{Store: openStore(t)}
+	now := time.Now()
+	bs := fourBackups(t, s, now)
+	var once sync.Once
+	s.onDelete = func(keys []string) error {
+		if strings.Contains(keys[0], "/"+bs[0].ID+"/") && !strings.HasSuffix(keys[0], "backup.json") {
+			once.Do(func() {
+				r := *bs[0]
+				r.Keep = catalog.KeepFull
+				if err := catalog.Save(ctx, s.Store, layout, &r); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil
+	}
+	p, _ := retention.ParsePolicy("REDUNDANCY 2")
+	if _, err := Run(ctx, s, layout, Options{Policy: &p, OrphanAge: day, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if k := keys(t, s, layout.BackupRoot(bs[0].ID)); len(k) != 0 {
+		t.Errorf("left of the deleted backup: %v", k)
+	}
+}
+
 // A damaged record stops every WAL deletion and is never deleted.
 func TestRunUnreadableRecord(t *testing.T) {
 	ctx := context.Background()
