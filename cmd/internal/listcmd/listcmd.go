@@ -165,12 +165,13 @@ func WriteTable(w io.Writer, backups []*catalog.Backup) error {
 	return tw.Flush()
 }
 
-// Time prints a record time in UTC, or "-".
+// Time prints a record time in UTC (RFC 3339), or "-". Like every column
+// of the table, it is one word, so that awk and cut can read the table.
 func Time(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
+	return t.UTC().Format(time.RFC3339)
 }
 
 // Tags prints k=v pairs sorted by key, or "-".
@@ -186,21 +187,22 @@ func Tags(tags map[string]string) string {
 	return strings.Join(kv, ",")
 }
 
-// Bytes prints a size in binary units (KiB, MiB, ...), or "-" for 0.
+// Bytes prints a size in binary units (KiB, MiB, ...) as one word, or "-"
+// for 0.
 func Bytes(n int64) string {
 	const unit = 1024
 	switch {
 	case n == 0:
 		return "-"
 	case n < unit:
-		return fmt.Sprintf("%d B", n)
+		return fmt.Sprintf("%dB", n)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func dash(s string) string {
