@@ -35,17 +35,6 @@ func rstPrimary(t *testing.T, st harness.Store) *harness.Cluster {
 	return pg
 }
 
-// rstGBC runs a gbc command as PostgreSQL's user, as a DBA would, and
-// returns stdout, failing the test on a non-zero exit.
-func rstGBC(t *testing.T, pg *harness.Cluster, st harness.Store, cmd string, flags []string, pos ...string) string {
-	t.Helper()
-	out, errOut, code := pg.RunGBC(t, st.Env, st.Argv(harness.Bin(t, cmd), flags, pos...)...)
-	if code != 0 {
-		t.Fatalf("%s %v %v: exit %d\nstdout: %s\nstderr: %s", cmd, flags, pos, code, out, errOut)
-	}
-	return out
-}
-
 // rstRestore restores into a new directory and returns it.
 func rstRestore(t *testing.T, pg *harness.Cluster, st harness.Store, backupID string, flags ...string) string {
 	t.Helper()
@@ -54,7 +43,7 @@ func rstRestore(t *testing.T, pg *harness.Cluster, st harness.Store, backupID st
 	// its new timeline would be seen by the next restore's recovery.
 	flags = append([]string{"--disable-archiving"}, flags...)
 	start := time.Now()
-	rstGBC(t, pg, st, "gbc-restore", flags, rstServer, backupID, dest)
+	retGBC(t, pg, st, "gbc-restore", flags, rstServer, backupID, dest)
 	t.Logf("gbc-restore %v: %s", flags, time.Since(start).Round(time.Millisecond))
 	return dest
 }
@@ -84,7 +73,7 @@ func testRestore(t *testing.T, st harness.Store) {
 	pg.PgBench(t, "-i", "-s", "1", "-q")
 	pg.Exec(t, "CREATE TABLE marks (mark text PRIMARY KEY)")
 	start := time.Now()
-	id := strings.TrimSpace(rstGBC(t, pg, st, "gbc-backup", []string{"--name", "base"}, rstServer))
+	id := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", []string{"--name", "base"}, rstServer))
 	t.Logf("gbc-backup: %s in %s", id, time.Since(start).Round(time.Millisecond))
 
 	// After the backup: mark a, then the three kinds of targets, then
@@ -108,7 +97,7 @@ func testRestore(t *testing.T, st harness.Store) {
 			DataSize         int64      `json:"data_size"`
 		} `json:"backups"`
 	}
-	out := rstGBC(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, rstServer)
+	out := retGBC(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, rstServer)
 	if err := json.Unmarshal([]byte(out), &listing); err != nil {
 		t.Fatalf("list JSON: %v\n%s", err, out)
 	}
@@ -116,15 +105,15 @@ func testRestore(t *testing.T, st harness.Store) {
 		listing.Backups[0].Status != "DONE" || listing.Backups[0].EndTime == nil || listing.Backups[0].DataSize == 0 {
 		t.Fatalf("list JSON: %s", out)
 	}
-	if text := rstGBC(t, pg, st, "gbc-backup-list", nil, rstServer); !strings.Contains(text, id) || !strings.Contains(text, "base") {
+	if text := retGBC(t, pg, st, "gbc-backup-list", nil, rstServer); !strings.Contains(text, id) || !strings.Contains(text, "base") {
 		t.Errorf("list text:\n%s", text)
 	}
 	var rec catalog.Backup
-	out = rstGBC(t, pg, st, "gbc-backup-show", []string{"--format", "json"}, rstServer, "base")
+	out = retGBC(t, pg, st, "gbc-backup-show", []string{"--format", "json"}, rstServer, "base")
 	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.ID != id || len(rec.Parts) == 0 || rec.BackupLabel == "" {
 		t.Fatalf("show JSON (%v): %s", err, out)
 	}
-	if text := rstGBC(t, pg, st, "gbc-backup-show", nil, rstServer, "latest"); !strings.Contains(text, rec.Parts[0].SHA256) {
+	if text := retGBC(t, pg, st, "gbc-backup-show", nil, rstServer, "latest"); !strings.Contains(text, rec.Parts[0].SHA256) {
 		t.Errorf("show text lacks the parts:\n%s", text)
 	}
 
@@ -173,7 +162,7 @@ func TestRestoreTablespace(t *testing.T) {
 			pg.Exec(t, "CREATE TABLE hot (id int PRIMARY KEY, v text) TABLESPACE fast")
 			pg.Exec(t, "INSERT INTO hot SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
 			pg.Exec(t, "CREATE INDEX hot_v ON hot (v) TABLESPACE fast")
-			id := strings.TrimSpace(rstGBC(t, pg, st, "gbc-backup", nil, rstServer))
+			id := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", nil, rstServer))
 			pg.Exec(t, "INSERT INTO hot VALUES (0, 'after the backup')")
 			seg := pg.SwitchWAL(t)
 			pg.WaitArchived(t, seg, 2*time.Minute)
@@ -204,9 +193,9 @@ func TestRestoreRefusals(t *testing.T) {
 	// would leave unreadable for PostgreSQL's user.
 	st := harness.NewStore(t, "s3")
 	pg := rstPrimary(t, st)
-	id := strings.TrimSpace(rstGBC(t, pg, st, "gbc-backup", nil, rstServer))
+	id := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", nil, rstServer))
 	rec := catalog.Backup{}
-	if err := json.Unmarshal([]byte(rstGBC(t, pg, st, "gbc-backup-show", []string{"--format", "json"}, rstServer, id)), &rec); err != nil {
+	if err := json.Unmarshal([]byte(retGBC(t, pg, st, "gbc-backup-show", []string{"--format", "json"}, rstServer, id)), &rec); err != nil {
 		t.Fatal(err)
 	}
 	before := rec.EndTime.Add(-time.Hour).UTC().Format("2006-01-02 15:04:05+00")
