@@ -60,12 +60,13 @@ func TestSmoke(t *testing.T) {
 	}
 
 	rows := map[string][]string{ // scenario -> tools expected
-		"wal-archive":      {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
-		"wal-archive-call": {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
-		"backup":           {"gbc", "barman-cloud", "pgbackrest"},
-		"restore":          {"gbc", "barman-cloud", "pgbackrest"},
-		"wal-replay":       {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
-		"many-files":       {"gbc", "barman-cloud", "pgbackrest"},
+		"wal-archive":         {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
+		"wal-archive-backlog": {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
+		"wal-archive-call":    {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
+		"backup":              {"gbc", "barman-cloud", "pgbackrest"},
+		"restore":             {"gbc", "barman-cloud", "pgbackrest"},
+		"wal-replay":          {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
+		"many-files":          {"gbc", "barman-cloud", "pgbackrest"},
 	}
 	// Figures a row may lack without being broken: catch-up is not
 	// measured past its limit.

@@ -13,6 +13,9 @@ type Params struct {
 	ArchiveSeconds int `json:"archive_seconds"`
 	// ArchiveClients is pgbench's -c for that load.
 	ArchiveClients int `json:"archive_clients"`
+	// BacklogSegments is the backlog of .ready segments the archiver finds
+	// when each tool becomes the archive_command (scenario 1, backlog).
+	BacklogSegments int `json:"backlog_segments"`
 	// LatencyCalls is how many single archive calls the per-call median
 	// is taken over.
 	LatencyCalls int `json:"latency_calls"`
@@ -37,11 +40,11 @@ type Params struct {
 func scaleParams(name string) (Params, error) {
 	switch name {
 	case "smoke":
-		return Params{ArchiveSeconds: 3, ArchiveClients: 2, LatencyCalls: 3, PgbenchScale: 1, ReplaySegments: 2, ManyFiles: 1000}, nil
+		return Params{ArchiveSeconds: 3, ArchiveClients: 2, BacklogSegments: 3, LatencyCalls: 3, PgbenchScale: 1, ReplaySegments: 2, ManyFiles: 1000}, nil
 	case "quick":
-		return Params{ArchiveSeconds: 20, ArchiveClients: 2, LatencyCalls: 20, PgbenchScale: 10, ReplaySegments: 40, ManyFiles: 20000}, nil
+		return Params{ArchiveSeconds: 20, ArchiveClients: 2, BacklogSegments: 30, LatencyCalls: 20, PgbenchScale: 10, ReplaySegments: 40, ManyFiles: 20000}, nil
 	case "full":
-		return Params{ArchiveSeconds: 60, ArchiveClients: 2, LatencyCalls: 30, PgbenchScale: 100, ReplaySegments: 200, ManyFiles: 200000}, nil
+		return Params{ArchiveSeconds: 60, ArchiveClients: 2, BacklogSegments: 100, LatencyCalls: 30, PgbenchScale: 100, ReplaySegments: 200, ManyFiles: 200000}, nil
 	}
 	return Params{}, fmt.Errorf("bench: unknown scale %q (want smoke, quick or full)", name)
 }
@@ -49,6 +52,7 @@ func scaleParams(name string) (Params, error) {
 func (p Params) describe() string {
 	return strings.Join([]string{
 		fmt.Sprintf("WAL load %d s with %d pgbench clients", p.ArchiveSeconds, p.ArchiveClients),
+		fmt.Sprintf("backlog of %d segments", p.BacklogSegments),
 		fmt.Sprintf("%d single archive calls", p.LatencyCalls),
 		fmt.Sprintf("pgbench -s %d", p.PgbenchScale),
 		fmt.Sprintf("≥ %d segments replayed", p.ReplaySegments),

@@ -19,9 +19,9 @@ type Options struct {
 	// Tools are the families to measure: gbc, barman-cloud, pgbackrest
 	// (pgbackrest brings its async variant). Empty: all three.
 	Tools []string
-	// Scenarios limits the run to these ids (wal-archive, wal-archive-call,
-	// backup, many-files; backup brings restore and wal-replay). Empty:
-	// every scenario.
+	// Scenarios limits the run to these ids (wal-archive,
+	// wal-archive-backlog, wal-archive-call, backup, many-files; backup
+	// brings restore and wal-replay). Empty: every scenario.
 	Scenarios []string
 	// GBCDir is the directory of the gbc build; empty: gbc from PATH.
 	GBCDir string
@@ -52,7 +52,7 @@ func AllTools() []string { return []string{"gbc", "barman-cloud", "pgbackrest"} 
 
 // scenarioIDs are the values of Options.Scenarios, in run order.
 func scenarioIDs() []string {
-	return []string{"wal-archive", "wal-archive-call", "backup", "many-files"}
+	return []string{"wal-archive", "wal-archive-backlog", "wal-archive-call", "backup", "many-files"}
 }
 
 // Run measures every selected scenario for every selected tool and returns
@@ -127,6 +127,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		run func() error
 	}{
 		{"wal-archive", func() error { return add(b.walArchive(ctx), nil) }},
+		{"wal-archive-backlog", func() error { return add(b.walArchiveBacklog(ctx), nil) }},
 		{"wal-archive-call", func() error { return add(b.walArchiveCall(ctx)) }},
 		{"backup", func() error {
 			ss, err := b.backupRestoreReplay(ctx)
