@@ -349,6 +349,15 @@ func benchRetention(t *testing.T, provider string, n int) {
 	t.Logf("%s: stored %d WAL objects in %s", provider, n, time.Since(start).Round(time.Millisecond))
 
 	argv := st.Argv(harness.Bin(t, "gbc-backup-delete"), []string{"--retention-policy", "REDUNDANCY 1"}, retServer)
+	// /usr/bin/time -v, when installed, reports the peak RSS of the
+	// command; without it, the command's own rusage says the same.
+	timeTool, timeErr := exec.LookPath("time")
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		timeTool, timeErr = "/usr/bin/time", nil
+	}
+	if timeErr == nil {
+		argv = append([]string{timeTool, "-v"}, argv...)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), st.Env...)
 	var stdout, stderr bytes.Buffer
@@ -359,9 +368,23 @@ func benchRetention(t *testing.T, provider string, n int) {
 	if err != nil {
 		t.Fatalf("gbc-backup-delete: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	// ru_maxrss is the peak resident set of the child, in KiB on Linux:
-	// what /usr/bin/time -v reports as "Maximum resident set size".
+	// ru_maxrss is in KiB on Linux, as is time -v's "Maximum resident set
+	// size (kbytes)".
 	peakKiB := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	if timeErr == nil {
+		peakKiB = 0
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Maximum resident set size (kbytes): "); ok {
+				peakKiB, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if strings.Contains(line, "Elapsed (wall clock)") {
+				t.Logf("%s: time -v: %s", provider, strings.TrimSpace(line))
+			}
+		}
+		if peakKiB == 0 {
+			t.Fatalf("no peak RSS in the output of %s -v:\n%s", timeTool, stderr.String())
+		}
+	}
 	left := len(listKeys(t, s, retLayout.WALRoot()))
 	if left != keepN {
 		t.Errorf("%d WAL objects left, want %d", left, keepN)
