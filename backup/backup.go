@@ -306,6 +306,13 @@ func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
 	return r.rec, nil
 }
 
+// pgWaitsForArchive tells whether PostgreSQL should wait, at the end of
+// the backup, until its last WAL segment is archived. When gbc checks the
+// store itself (WALTimeout > 0) it does not: PostgreSQL polls once a second,
+// gbc sees the segment land in the store within a few tens of
+// milliseconds, and the store is what a restore will read anyway.
+func (r *run) pgWaitsForArchive() bool { return r.o.WALTimeout <= 0 }
+
 // waitWAL waits until the segment holding the end of the backup is in the
 // store, so that a DONE backup is restorable from the store alone.
 func (r *run) waitWAL(ctx context.Context, segment string) error {
@@ -314,7 +321,8 @@ func (r *run) waitWAL(ctx context.Context, segment string) error {
 	}
 	prefix := r.layout.WALKey(segment, "")
 	deadline := time.Now().Add(r.o.WALTimeout)
-	delay := 200 * time.Millisecond
+	delay := 25 * time.Millisecond
+	told := false
 	for {
 		found := false
 		err := r.o.Store.List(ctx, prefix, func(a cloud.Attrs) error {
@@ -329,6 +337,10 @@ func (r *run) waitWAL(ctx context.Context, segment string) error {
 		if found {
 			return nil
 		}
+		if !told && time.Until(deadline) < r.o.WALTimeout-10*time.Second {
+			r.o.logf("waiting for WAL segment %s to be archived into the store (up to --wal-timeout %s)", segment, r.o.WALTimeout)
+			told = true
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("WAL segment %s, which the backup needs, is not in the store after %s: archive_command must archive to this store and server (gbc-wal-archive STORE_URL %s %%p); see the server log for archiving failures",
 				segment, r.o.WALTimeout, r.o.Server)
@@ -338,7 +350,7 @@ func (r *run) waitWAL(ctx context.Context, segment string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		delay = min(delay*2, 5*time.Second)
+		delay = min(delay*2, 2*time.Second)
 	}
 }
 

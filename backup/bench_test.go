@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 )
 
@@ -15,6 +16,9 @@ import (
 // directory) through the whole pipeline into a store that discards, and
 // reports the throughput: the engine's speed without PostgreSQL or a
 // network. Run with -cpuprofile to see where the time goes.
+//
+// GBC_BENCH_URL (and GBC_BENCH_ENDPOINT) send the parts to a real store
+// instead, to measure the memory its uploads take.
 func TestCopyThroughput(t *testing.T) {
 	dir := os.Getenv("GBC_BENCH_DIR")
 	if dir == "" {
@@ -32,8 +36,19 @@ func TestCopyThroughput(t *testing.T) {
 	if jobs == 0 {
 		jobs = 2
 	}
-	st := newMemStore()
-	st.discard = true
+	var st cloud.Store
+	if url := os.Getenv("GBC_BENCH_URL"); url != "" {
+		s, err := cloud.Open(context.Background(), url, cloud.Options{EndpointURL: os.Getenv("GBC_BENCH_ENDPOINT"), PartSize: 8 << 20, Concurrency: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		st = s
+	} else {
+		m := newMemStore()
+		m.discard = true
+		st = m
+	}
 	man, err := newManifestWriter(codec, 0, 150000, "1")
 	if err != nil {
 		t.Fatal(err)

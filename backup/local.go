@@ -185,8 +185,8 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	if err != nil {
 		return fail(err)
 	}
-	r.o.logf("files copied; stopping the backup (waits until its last WAL segment is archived)")
-	stop, err := conn.BackupStop(ctx, true)
+	r.o.logf("files copied; stopping the backup")
+	stop, err := conn.BackupStop(ctx, r.pgWaitsForArchive())
 	if err != nil {
 		return fail(err)
 	}

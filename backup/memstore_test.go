@@ -117,13 +117,4 @@ func (m *memStore) Delete(_ context.Context, keys ...string) error {
 
 func (m *memStore) Close() error { return nil }
 
-func (m *memStore) keys(prefix string) []string {
-	var out []string
-	_ = m.List(context.Background(), prefix, func(a cloud.Attrs) error {
-		out = append(out, a.Key)
-		return nil
-	})
-	return out
-}
-
 var errInjected = errors.New("injected failure")

@@ -43,10 +43,12 @@ import (
 // whatever the size of the database or its number of files.
 
 // chunkSize is the unit of parallel compression. Big enough that a frame
-// compresses as well as a stream (zstd's fast levels look back 4 MiB at
-// most) and that per-frame costs vanish, small enough that Jobs x 2 of them
-// stay a few tens of MiB.
-const chunkSize = 4 << 20
+// compresses about as well as a stream and that per-frame costs vanish;
+// small enough to stay in the CPU caches and that 2 x Jobs of them stay a
+// few tens of MiB. Measured on a pgbench database with zstd: 2 MiB frames
+// store 0.3% more than 4 MiB ones (1 MiB: 1%) for the same CPU time, and
+// save 20 MiB of RSS.
+const chunkSize = 2 << 20
 
 const blockSize = 512 // tar's
 

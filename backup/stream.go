@@ -103,7 +103,7 @@ const maxSmallFile = 1 << 20
 
 func (r *run) streamCopy(ctx context.Context, rc *pg.ReplConn, segSize int64) (*catalog.Backup, error) {
 	bs, err := rc.BaseBackup(ctx, pg.BaseBackupOptions{
-		Label: r.rec.Label, Fast: !r.o.Spread, Manifest: true, TablespaceMap: true,
+		Label: r.rec.Label, Fast: !r.o.Spread, Manifest: true, TablespaceMap: true, NoWait: !r.pgWaitsForArchive(),
 	})
 	if err != nil {
 		return nil, err

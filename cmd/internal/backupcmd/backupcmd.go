@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	if isTerminal(os.Stderr) && !e.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
+	limitMemory()
 	start := time.Now()
 	b, err := runBackup(ctx, e, o)
 	if err != nil {
@@ -190,6 +192,22 @@ func classify(err error) error {
 		return cli.Exit(cli.ExitFailure, err)
 	}
 	return err
+}
+
+// memoryLimit is the soft limit of the Go heap during a backup. The
+// pipeline's buffers and the store's upload buffers are a fixed working set
+// of about 100 MiB (see uploadPartSize), but by default the garbage
+// collector lets the heap grow to twice the live data before it runs, and
+// a backup of 200,000 files makes garbage quickly. The limit makes it
+// collect earlier instead, so that peak RSS stays the same whatever the
+// file count.
+const memoryLimit = 160 << 20
+
+// limitMemory sets memoryLimit unless the user chose one with GOMEMLIMIT.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 }
 
 func isTerminal(f *os.File) bool {
