@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -47,6 +50,37 @@ func scaleParams(name string) (Params, error) {
 		return Params{ArchiveSeconds: 60, ArchiveClients: 2, BacklogSegments: 100, LatencyCalls: 30, PgbenchScale: 100, ReplaySegments: 200, ManyFiles: 200000}, nil
 	}
 	return Params{}, fmt.Errorf("bench: unknown scale %q (want smoke, quick or full)", name)
+}
+
+// with returns p with the parameters named by their JSON names set.
+func (p Params) with(set map[string]int) (Params, error) {
+	if len(set) == 0 {
+		return p, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return p, err
+	}
+	m := map[string]int{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return p, err
+	}
+	for k, v := range set {
+		if _, ok := m[k]; !ok {
+			return p, fmt.Errorf("bench: unknown parameter %q (want one of %s)", k, strings.Join(slices.Sorted(maps.Keys(m)), ", "))
+		}
+		if v <= 0 {
+			return p, fmt.Errorf("bench: parameter %s=%d: want a positive number", k, v)
+		}
+		m[k] = v
+	}
+	b, err = json.Marshal(m)
+	if err != nil {
+		return p, err
+	}
+	var out Params
+	err = json.Unmarshal(b, &out)
+	return out, err
 }
 
 func (p Params) describe() string {

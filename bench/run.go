@@ -16,6 +16,9 @@ import (
 type Options struct {
 	// Scale is smoke, quick or full.
 	Scale string
+	// Set overrides parameters of the scale by their JSON names
+	// (pgbench_scale=50, backlog_segments=60, ...).
+	Set map[string]int
 	// Tools are the families to measure: gbc, barman-cloud, pgbackrest
 	// (pgbackrest brings its async variant). Empty: all three.
 	Tools []string
@@ -62,6 +65,9 @@ func scenarioIDs() []string {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	p, err := scaleParams(o.Scale)
 	if err != nil {
+		return nil, err
+	}
+	if p, err = p.with(o.Set); err != nil {
 		return nil, err
 	}
 	families := o.Tools

@@ -4,7 +4,7 @@
 //
 //	gbc-bench [--scale smoke|quick|full] [--tools gbc,barman-cloud,pgbackrest]
 //	          [--scenarios wal-archive,wal-archive-call,backup,many-files]
-//	          [--results DIR] [--keep] [-v]
+//	          [--set NAME=N ...] [--results DIR] [--keep] [-v]
 //
 // It needs PostgreSQL 15 (pg_config in PATH), MinIO and the gbc build in
 // PATH, and the peers it measures installed. Run as root, it runs
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,8 @@ func run() int {
 	results := fs.String("results", "bench/results", "directory for DATE-SCALE.md and .json (empty: do not write)")
 	workDir := fs.String("workdir", "", "parent of the run's temporary directory (default $TMPDIR or /tmp)")
 	pgUser := fs.String("pg-user", "postgres", "user that runs PostgreSQL and the tools when started as root")
+	var set setFlag
+	fs.Var(&set, "set", "override a parameter of the scale, NAME=N (repeatable): archive_seconds, archive_clients, backlog_segments, latency_calls, pgbench_scale, replay_segments, many_files")
 	keep := fs.Bool("keep", false, "keep the run's directory (data directories, logs)")
 	verbose := fs.Bool("v", false, "log every command")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -48,6 +51,7 @@ func run() int {
 	defer stop()
 	rep, err := bench.Run(ctx, bench.Options{
 		Scale:      *scale,
+		Set:        set.m,
 		Tools:      split(*tools),
 		Scenarios:  split(*scenarios),
 		ResultsDir: *results,
@@ -78,4 +82,22 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// setFlag collects NAME=N pairs.
+type setFlag struct{ m map[string]int }
+
+func (f *setFlag) String() string { return fmt.Sprint(f.m) }
+
+func (f *setFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil {
+		return fmt.Errorf("want NAME=N, got %q", s)
+	}
+	if f.m == nil {
+		f.m = map[string]int{}
+	}
+	f.m[k] = n
+	return nil
 }
