@@ -92,6 +92,9 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 		return res, err
 	}
 	defer store.Close()
+	// Housekeeping of markers and old spool files, after the push: it is
+	// only worth a directory read when real work is done anyway.
+	defer la.clean()
 	p := pusher{store: store, layout: layout, codec: opts.Codec, level: opts.Level, log: log}
 
 	var ahead []Name
@@ -138,7 +141,6 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 		cancel()
 	}
 	wg.Wait()
-	la.clean()
 	return res, err
 }
 

@@ -78,10 +78,23 @@ func spoolEntry(file string) (Name, string, bool) {
 	return n, sum, true
 }
 
-// sourceMatches tells whether the spool holds files of this store and server.
-func (sp spool) sourceMatches() bool {
+// Whose files the spool holds.
+const (
+	sourceMissing = iota // no .source: nothing was spooled yet
+	sourceOther          // another store or server
+	sourceOurs
+)
+
+// source tells whose files the spool holds.
+func (sp spool) source() int {
 	data, err := os.ReadFile(filepath.Join(sp.dir, spoolSource))
-	return err == nil && string(data) == sp.identity
+	switch {
+	case err != nil:
+		return sourceMissing
+	case string(data) != sp.identity:
+		return sourceOther
+	}
+	return sourceOurs
 }
 
 // take moves a verified copy of name from the spool onto dest, reporting
@@ -91,7 +104,11 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	if !sp.sourceMatches() {
+	switch sp.source() {
+	case sourceMissing:
+		// A prefetcher that has just started has not written it yet.
+		return 0, false
+	case sourceOther:
 		sp.log.Debugf("the prefetch spool holds files of another store or server: emptying it")
 		sp.remove(entries, func(Name, fs.DirEntry) bool { return true })
 		return 0, false
@@ -182,7 +199,7 @@ func (sp spool) spooled() map[string]bool {
 // wanted lists the count segments after from that are not spooled yet.
 func (sp spool) wanted(from Name, segSize int64, count int) ([]Name, error) {
 	have := sp.spooled()
-	if !sp.sourceMatches() {
+	if sp.source() != sourceOurs {
 		have = nil
 	}
 	var todo []Name
@@ -278,7 +295,7 @@ func Prefetch(ctx context.Context, open Opener, layout catalog.Layout, dest stri
 		}
 		return nil, fmt.Errorf("lock prefetch spool: %w", err)
 	}
-	if !sp.sourceMatches() {
+	if sp.source() != sourceOurs {
 		if entries, err := os.ReadDir(sp.dir); err == nil {
 			sp.remove(entries, func(Name, fs.DirEntry) bool { return true })
 		}
