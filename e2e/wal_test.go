@@ -399,7 +399,7 @@ func testWALErrors(t *testing.T, pg *harness.Cluster, st harness.Store, seg stri
 			t.Error("gbc-wal-archive succeeded against an unreachable store")
 		}
 		// On a standby (standby.signal in the current directory, the
-		// data directory under PostgreSQL), the same outage exits 1.
+		// data directory under PostgreSQL), the same outage exits 3.
 		standbyDir := harness.TempDir(t)
 		os.WriteFile(filepath.Join(standbyDir, "standby.signal"), nil, 0o600)
 		cmd := exec.Command(harness.Bin(t, "gbc-wal-restore"), down.Argv("", fast, walServer, seg, dest)[1:]...)
@@ -407,8 +407,8 @@ func testWALErrors(t *testing.T, pg *harness.Cluster, st harness.Store, seg stri
 		cmd.Env = append(os.Environ(), down.Env...)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("gbc-wal-restore on a standby with the store down: %v, want exit 1\n%s", err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("gbc-wal-restore on a standby with the store down: %v, want exit 3\n%s", err, out)
 		}
 	}
 	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {

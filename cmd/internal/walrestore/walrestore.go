@@ -52,8 +52,9 @@ store URL, missing credentials, an unreachable store after retries, a
 checksum mismatch or a full disk: PostgreSQL then stops recovery instead of
 taking the failure for the end of the archive and promoting too early. On a
 standby (standby.signal in the current directory, which is the data
-directory under PostgreSQL) those failures exit 1 instead, because a standby
-keeps retrying and must not shut down on a passing outage.`
+directory under PostgreSQL) they exit with their usual code instead (2 bad
+usage, 3 store unusable or unreachable, 4 checksum mismatch, 6 disk full),
+because a standby keeps retrying and must not shut down on a passing outage.`
 
 // Flags a prefetcher child gets; hidden from --help.
 const (
@@ -105,10 +106,16 @@ func ExitCode(err error) int {
 		return cli.ExitOK
 	case errors.Is(err, wal.ErrNotArchived):
 		return cli.ExitFailure
-	case onStandby():
-		return cli.ExitFailure
+	case !onStandby():
+		return cli.ExitAbortRecovery
+	// On a standby, the usual codes, with the two failures CodeOf leaves
+	// generic given their own, so that 1 keeps meaning "absent".
+	case errors.Is(err, wal.ErrChecksum):
+		return cli.ExitConflict
+	case errors.Is(err, cloud.ErrTransient):
+		return cli.ExitStore
 	}
-	return cli.ExitAbortRecovery
+	return cli.CodeOf(err)
 }
 
 // onStandby tells whether the current directory holds standby.signal:
