@@ -158,10 +158,37 @@ func Take(ctx context.Context, p Provider, targets []Target, opts func(Target) O
 			made = append(made, r)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := joinErrors(errs); err != nil {
 		return made, err
 	}
 	return recs, nil
+}
+
+// joinedErrors is errors.Join on one line: commands print errors as one
+// line, and errors.Join's newlines would run two disks' errors together.
+type joinedErrors []error
+
+func (j joinedErrors) Error() string {
+	msgs := make([]string, len(j))
+	for i, e := range j {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (j joinedErrors) Unwrap() []error { return j }
+
+func joinErrors(errs []error) error {
+	var j joinedErrors
+	for _, e := range errs {
+		if e != nil {
+			j = append(j, e)
+		}
+	}
+	if len(j) == 0 {
+		return nil
+	}
+	return j
 }
 
 // Opener makes the provider that deletes or checks a recorded snapshot.
@@ -197,7 +224,7 @@ func DeleteAll(ctx context.Context, rec *catalog.Backup, open Opener) error {
 			errs = append(errs, fmt.Errorf("backup %s: %w", rec.ID, err))
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // sameSnapshot compares a disk's source snapshot with a recorded snapshot

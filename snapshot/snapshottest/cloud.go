@@ -37,6 +37,12 @@ type Cloud struct {
 	// before its outcome; Outcome is that outcome.
 	PendingReads int
 	Outcome      Outcome
+
+	// OnSnapshot, when set, is called with the disk's name as a snapshot
+	// of it is created, while the create request is being answered: an
+	// end-to-end test copies the disk's files then, which is what the
+	// snapshot would hold. It must not call the Cloud's methods.
+	OnSnapshot func(disk string)
 }
 
 type instance struct {
@@ -192,6 +198,9 @@ func (c *Cloud) newSnapshot(name, disk, desc string, tags map[string]string) *Sn
 	s := &Snapshot{Name: name, Disk: disk, Description: desc, Tags: tags, State: "pending",
 		outcome: c.Outcome, pending: c.PendingReads}
 	c.snapshots[name] = s
+	if c.OnSnapshot != nil {
+		c.OnSnapshot(disk)
+	}
 	return s
 }
 

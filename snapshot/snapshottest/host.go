@@ -23,10 +23,14 @@ type Tree struct {
 	lines  []string
 }
 
-// NewTree starts an empty tree, with the root file system mounted from a
-// virtual device as in a container.
-func NewTree(t testing.TB) *Tree {
-	tr := &Tree{Root: t.TempDir(), t: t, devno: map[string]string{}, dirs: map[string]string{}, nextID: 20}
+// NewTree starts an empty tree in a temporary directory, with the root
+// file system mounted from a virtual device as in a container.
+func NewTree(t testing.TB) *Tree { return NewTreeIn(t, t.TempDir()) }
+
+// NewTreeIn is NewTree in root, an empty directory: for a tree that
+// another user (the PostgreSQL user running gbc) must read.
+func NewTreeIn(t testing.TB, root string) *Tree {
+	tr := &Tree{Root: root, t: t, devno: map[string]string{}, dirs: map[string]string{}, nextID: 20}
 	tr.Mount("", "/", "overlay", "rw,relatime")
 	return tr
 }
