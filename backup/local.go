@@ -185,6 +185,7 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	if err != nil {
 		return fail(err)
 	}
+	prog.stop() // before the next line, which would land inside the progress line
 	r.o.logf("files copied; stopping the backup")
 	stop, err := conn.BackupStop(ctx, r.pgWaitsForArchive())
 	if err != nil {
@@ -221,7 +222,6 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	if err != nil {
 		return nil, err
 	}
-	prog.stop()
 	endTLI := label.StartTimeline
 	if err := man.Finish(walRanges(endTLI, label.StartLSN, stop.LSN)); err != nil {
 		return nil, err

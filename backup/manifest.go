@@ -31,18 +31,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // pg_basebackup.
 //
 // The manifest has one line per file: for 200,000 files it is tens of MB.
-// It is spilled, compressed, to a temporary file as the backup goes, instead
-// of being held in memory, and uploaded at the end from that file (a
-// seekable source, which the store may retry).
+// It is spilled to a temporary file as the backup goes, instead of being
+// held in memory, and compressed into a second one at the end, once the
+// pipeline's buffers are free: a compressor's window kept for the whole
+// backup would cost about 10 MiB of RSS. The upload reads that second file,
+// a seekable source, which the store may retry.
 type manifestWriter struct {
-	f      *os.File
-	zw     io.WriteCloser // compresses into stored
-	stored *hashingWriter // the temporary file, hashing the stored bytes
-	text   hash.Hash      // SHA-256 of the manifest text, its Manifest-Checksum
-	w      *bufio.Writer  // the text, into zw and text
-	first  bool
-	files  int64
-	ext    string
+	f     *os.File      // the manifest text
+	text  hash.Hash     // SHA-256 of the manifest text, its Manifest-Checksum
+	w     *bufio.Writer // the text, into f and text
+	first bool
+	files int64
+	codec compress.Codec
+	level int
 }
 
 // WALRange is one WAL-Ranges entry: the WAL, on one timeline, needed to
@@ -57,26 +58,29 @@ type WALRange struct {
 // writes version 2, which adds the system identifier; older servers write
 // version 1, the only one their pg_verifybackup reads.
 func newManifestWriter(codec compress.Codec, level, pgVersion int, systemID string) (*manifestWriter, error) {
-	f, err := os.CreateTemp("", "gbc-backup-manifest-*")
+	f, err := tempFile("gbc-backup-manifest-*")
 	if err != nil {
-		return nil, fmt.Errorf("backup_manifest: temporary file (set TMPDIR to a writable directory): %w", err)
-	}
-	// Unlinked at once: the file lives as long as its descriptor, and a
-	// crash leaves nothing behind in the temporary directory.
-	_ = os.Remove(f.Name())
-	m := &manifestWriter{f: f, stored: &hashingWriter{w: f, h: sha256.New()}, text: sha256.New(), first: true, ext: codec.Ext()}
-	m.zw, err = codec.NewWriter(m.stored, level)
-	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("backup_manifest: %w", err)
 	}
-	m.w = bufio.NewWriterSize(io.MultiWriter(m.zw, m.text), 64<<10)
+	m := &manifestWriter{f: f, text: sha256.New(), first: true, codec: codec, level: level}
+	m.w = bufio.NewWriterSize(io.MultiWriter(f, m.text), 64<<10)
 	if pgVersion >= 170000 {
 		fmt.Fprintf(m.w, "{ \"PostgreSQL-Backup-Manifest-Version\": 2,\n\"System-Identifier\": %s,\n\"Files\": [", systemID)
 	} else {
 		m.w.WriteString("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [")
 	}
 	return m, nil
+}
+
+// tempFile creates a temporary file and unlinks it at once: it lives as
+// long as its descriptor, and a crash leaves nothing behind.
+func tempFile(pattern string) (*os.File, error) {
+	f, err := os.CreateTemp("", pattern)
+	if err != nil {
+		return nil, fmt.Errorf("temporary file (set TMPDIR to a writable directory): %w", err)
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
 }
 
 // Close releases the temporary file.
@@ -172,46 +176,41 @@ func (m *manifestWriter) Finish(ranges []WALRange) error {
 		return fmt.Errorf("backup_manifest: %w", err)
 	}
 	sum := hex.EncodeToString(m.text.Sum(nil))
-	if _, err := io.WriteString(m.zw, "\"Manifest-Checksum\": \""+sum+"\"}\n"); err != nil {
-		return fmt.Errorf("backup_manifest: %w", err)
-	}
-	if err := m.zw.Close(); err != nil {
+	if _, err := io.WriteString(m.f, "\"Manifest-Checksum\": \""+sum+"\"}\n"); err != nil {
 		return fmt.Errorf("backup_manifest: %w", err)
 	}
 	return nil
 }
 
-// Upload stores the finished manifest at key and returns its stored size
-// and SHA-256.
+// Upload compresses the finished manifest and stores it at key; it
+// returns its stored size and SHA-256.
 func (m *manifestWriter) Upload(ctx context.Context, s cloud.Store, key string) (int64, string, error) {
-	size := m.stored.n
 	if _, err := m.f.Seek(0, io.SeekStart); err != nil {
 		return 0, "", fmt.Errorf("backup_manifest: %w", err)
 	}
-	// An *io.SectionReader is an io.ReadSeeker, so the store can retry.
-	r := io.NewSectionReader(m.f, 0, size)
-	if err := s.Put(ctx, key, r, cloud.PutOptions{SizeHint: size}); err != nil {
-		return 0, "", fmt.Errorf("upload backup_manifest %s: %w", key, err)
+	n, sum, err := storeSpooled(ctx, s, key, m.f, m.codec, m.level)
+	if err != nil {
+		return 0, "", fmt.Errorf("backup_manifest: %w", err)
 	}
-	return size, hex.EncodeToString(m.stored.h.Sum(nil)), nil
+	return n, sum, nil
 }
 
-// storeSpooled uploads what r yields, compressed with codec, through a
-// temporary file: the server's manifest in a streamed backup, which arrives
-// as a stream that a failed upload could not replay.
+// storeSpooled compresses what r yields into a temporary file, then stores
+// that at key: the source may be a stream that a failed upload could not
+// replay (the server's manifest in a streamed backup), while the temporary
+// file is seekable, so the store can retry.
 func storeSpooled(ctx context.Context, s cloud.Store, key string, r io.Reader, codec compress.Codec, level int) (int64, string, error) {
-	f, err := os.CreateTemp("", "gbc-backup-spool-*")
+	f, err := tempFile("gbc-backup-spool-*")
 	if err != nil {
-		return 0, "", fmt.Errorf("temporary file (set TMPDIR to a writable directory): %w", err)
+		return 0, "", err
 	}
-	_ = os.Remove(f.Name())
 	defer f.Close()
 	hw := &hashingWriter{w: f, h: sha256.New()}
 	zw, err := codec.NewWriter(hw, level)
 	if err != nil {
 		return 0, "", err
 	}
-	if _, err := io.Copy(zw, r); err != nil {
+	if _, err := io.CopyBuffer(zw, struct{ io.Reader }{r}, make([]byte, 256<<10)); err != nil {
 		return 0, "", err
 	}
 	if err := zw.Close(); err != nil {

@@ -224,6 +224,11 @@ func (p *pipeline) wait() ([]catalog.Part, error) {
 		err = cause
 	}
 	p.cancel(nil)
+	// Let the chunk buffers go now, for what follows (the manifest's
+	// compression), rather than when the pipeline itself is dropped.
+	for len(p.free) > 0 {
+		<-p.free
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,7 @@ func (r *run) streamCopy(ctx context.Context, rc *pg.ReplConn, segSize int64) (*
 			tsBytes[ts] = a.Bytes
 		}
 	}
+	prog.stop()
 	end, endTLI, err := bs.Finish()
 	if err != nil {
 		return fail(err)
@@ -189,7 +190,6 @@ func (r *run) streamCopy(ctx context.Context, rc *pg.ReplConn, segSize int64) (*
 	if err != nil {
 		return nil, err
 	}
-	prog.stop()
 	endWAL := pg.SegmentName(endTLI, end.PrevSegment(segSize), segSize)
 	if err := r.waitWAL(ctx, endWAL); err != nil {
 		return nil, err

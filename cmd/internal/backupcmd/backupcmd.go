@@ -141,7 +141,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	if isTerminal(os.Stderr) && !e.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
-	limitMemory()
+	tuneGC()
 	start := time.Now()
 	b, err := runBackup(ctx, e, o)
 	if err != nil {
@@ -194,17 +194,29 @@ func classify(err error) error {
 	return err
 }
 
-// memoryLimit is the soft limit of the Go heap during a backup. The
-// pipeline's buffers and the store's upload buffers are a fixed working set
-// of about 100 MiB (see uploadPartSize), but by default the garbage
-// collector lets the heap grow to twice the live data before it runs, and
-// a backup of 200,000 files makes garbage quickly. The limit makes it
-// collect earlier instead, so that peak RSS stays the same whatever the
-// file count.
-const memoryLimit = 160 << 20
+// Garbage collector settings for a backup. The pipeline's chunk buffers,
+// the compressors and the store's upload buffers are a fixed working set of
+// about 100 MiB, which lives as long as the backup; what comes and goes is
+// small per-file garbage (a stat, a header, a manifest line), and a backup
+// of 200,000 files makes a lot of it. With Go's default (GOGC=100) the heap
+// then grows to twice the working set before each collection, so peak RSS
+// would depend on the file count. Collecting when the heap is 10% above the
+// live data, which costs a few milliseconds per collection since the
+// buffers hold no pointers, keeps peak RSS where a backup of a few big
+// files puts it (measured: 200,000 files to S3 131 MiB, a pgbench -s 50
+// database 121 MiB, with the same CPU time as GOGC=100); the soft limit is
+// a backstop.
+const (
+	gcPercent   = 10
+	memoryLimit = 160 << 20
+)
 
-// limitMemory sets memoryLimit unless the user chose one with GOMEMLIMIT.
-func limitMemory() {
+// tuneGC applies gcPercent and memoryLimit, unless the user chose their
+// own with GOGC or GOMEMLIMIT.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
