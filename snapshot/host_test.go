@@ -219,3 +219,18 @@ func TestWriteLabelFiles(t *testing.T) {
 		t.Fatal("empty label accepted")
 	}
 }
+
+func TestConfigFor(t *testing.T) {
+	rec := &catalog.Backup{ID: "b1", Snapshots: []catalog.Snapshot{{Provider: "azure", ID: "x",
+		Details: map[string]string{"subscription_id": "s1", "resource_group": "rg-old", "location": "westeurope"}}}}
+	c, err := ConfigFor(rec, Config{ResourceGroup: "rg-new", Endpoint: "https://arm.example"})
+	if err != nil || c.Provider != "azure" || c.SubscriptionID != "s1" || c.ResourceGroup != "rg-new" || c.Endpoint != "https://arm.example" {
+		t.Fatalf("ConfigFor = %+v, %v", c, err)
+	}
+	if _, err := ConfigFor(rec, Config{Provider: "aws"}); err == nil {
+		t.Fatal("a provider other than the record's accepted")
+	}
+	if _, err := ConfigFor(&catalog.Backup{ID: "b2"}, Config{}); err == nil {
+		t.Fatal("a backup without snapshots accepted")
+	}
+}

@@ -268,3 +268,35 @@ func ConfigOf(s catalog.Snapshot) Config {
 		ResourceGroup:  d["resource_group"],
 	}
 }
+
+// ConfigFor is the configuration that reaches rec's snapshots and a
+// recovery instance: the record's (provider, region, project,
+// subscription, resource group, zone) with the non-empty fields of
+// override on top, since the recovery instance may live in another zone
+// or resource group than the backed-up one, and an endpoint is never
+// recorded.
+func ConfigFor(rec *catalog.Backup, override Config) (Config, error) {
+	if len(rec.Snapshots) == 0 {
+		return Config{}, fmt.Errorf("backup %s is not a snapshot backup", rec.ID)
+	}
+	c := ConfigOf(rec.Snapshots[0])
+	if override.Provider != "" && override.Provider != c.Provider {
+		return Config{}, fmt.Errorf("backup %s was taken on %s, not %s", rec.ID, c.Provider, override.Provider)
+	}
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&c.Region, override.Region}, {&c.Zone, override.Zone}, {&c.Project, override.Project},
+		{&c.SubscriptionID, override.SubscriptionID}, {&c.ResourceGroup, override.ResourceGroup},
+		{&c.Endpoint, override.Endpoint},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if override.PollInterval > 0 {
+		c.PollInterval = override.PollInterval
+	}
+	return c, c.Check()
+}
