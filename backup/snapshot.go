@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -104,6 +106,11 @@ func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.B
 	}
 	for _, t := range targets {
 		r.o.logf("disk %s (%s, %s) is mounted at %s", t.Disk.Name, t.Device, t.Mount.Source, t.Mount.MountPoint)
+	}
+	// WAL comes from the archive at recovery, so pg_wal need not be on the
+	// disks; but PostgreSQL will not start if its link leads nowhere.
+	if target, err := os.Readlink(filepath.Join(si.dataDir, "pg_wal")); err == nil {
+		r.o.warnf("pg_wal is a link to %s: unless that is on a snapshotted disk, create it (empty, owned by PostgreSQL's user) on the recovery instance before starting PostgreSQL", target)
 	}
 	if err := r.checkNameFree(ctx); err != nil {
 		return nil, err
