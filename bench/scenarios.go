@@ -852,6 +852,8 @@ func (b *bench) manyFiles(ctx context.Context) (s *Scenario, err error) {
 		Columns: []Column{
 			{Key: "files", Title: "files"},
 			{Key: "time", Title: "time", Unit: "s", Better: -1},
+			{Key: "stored", Title: "stored", Unit: "MiB"},
+			{Key: "objects", Title: "objects"},
 			{Key: "rss", Title: "peak RSS", Unit: "MiB", Better: -1},
 			{Key: "rss_proc", Title: "largest process", Unit: "MiB"},
 			{Key: "rss_ratio", Title: "RSS ÷ scenario 2", Better: -1},
@@ -919,7 +921,14 @@ END LOOP; END $$`, from, to)
 			}
 			continue
 		}
+		stored, objects, err := e.s3.size(ctx, t.backupPrefix(c))
+		if err != nil {
+			row.Error = err.Error()
+			continue
+		}
 		row.Values["time"] = m.Wall.Seconds()
+		row.Values["stored"] = float64(stored) / mib
+		row.Values["objects"] = float64(objects)
 		row.Values["rss"] = float64(m.PeakRSS()) / mib
 		row.Values["rss_proc"] = float64(m.MaxRSS) / mib
 		if base := b.backupRSS[t.name()]; base > 0 {

@@ -131,8 +131,8 @@ func (barmanTool) backupPrefix(c *cluster) string { return "barman/" + c.server 
 
 func (barmanTool) version(*env) string { return commandVersion("barman-cloud-backup", "--version") }
 
-// pgBackRest with zstd and process-max = the cores of this machine class
-// (2); async adds archive-async=y with a spool directory, for archive-push
+// pgBackRest with zstd, process-max = the cores of this machine class (2)
+// and bundling of small files; async adds archive-async=y with a spool directory, for archive-push
 // and archive-get (it has no backup of its own: it recovers from the sync
 // row's backup).
 type pgbackrestTool struct{ async bool }
@@ -149,7 +149,7 @@ func (t pgbackrestTool) settings() string {
 	if t.async {
 		return "archive-async=y, process-max=2, spool-path, archive-get-queue-max=256MiB"
 	}
-	return "compress-type=zst, process-max=2, start-fast=y"
+	return "compress-type=zst, process-max=2, start-fast=y, repo1-bundle=y"
 }
 
 // configPath is the pgBackRest configuration of the run, written by
@@ -176,6 +176,9 @@ func writePgbackrestConfig(e *env) error {
 		"repo1-s3-uri-style=path",
 		"repo1-storage-ca-file=" + e.s3.caFile,
 		"repo1-retention-full=9999",
+		// Small files go into bundles instead of one object each, which
+		// pgBackRest advises for object stores (off by default in 2.45).
+		"repo1-bundle=y",
 		"log-path=" + filepath.Join(dir, "log"),
 		"lock-path=" + filepath.Join(dir, "lock"),
 		"spool-path=" + filepath.Join(dir, "spool"),
