@@ -188,7 +188,10 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	// while the file is read and compressed, so that the round trip costs
 	// no time in the usual case of a new file.
 	existing := make(chan listResult, 1)
-	go func() { existing <- p.findExisting(ctx, name.String()) }()
+	go func() {
+		key, err := findObject(ctx, p.store, p.layout, name.String())
+		existing <- listResult{key: key, err: err}
+	}()
 
 	var (
 		sum      string
@@ -346,16 +349,10 @@ type listResult struct {
 	err error
 }
 
-// findExisting looks for name under any codec extension. A List of the
-// name's prefix answers for every extension in one request; it also returns
-// the name's .partial and .backup files, which are skipped.
-func (p pusher) findExisting(ctx context.Context, name string) listResult {
-	key, err := findObject(ctx, p.store, p.layout, name)
-	return listResult{key: key, err: err}
-}
-
 // findObject returns the key of the object archived as name (whatever its
-// codec), or "" when there is none.
+// codec), or "" when there is none. A List of the name's prefix answers for
+// every extension in one request; it also returns the name's .partial and
+// .backup files, which are skipped.
 func findObject(ctx context.Context, store cloud.Store, layout catalog.Layout, name string) (string, error) {
 	want := layout.WALKey(name, "")
 	found := ""

@@ -98,12 +98,18 @@ func (sp spool) source() int {
 }
 
 // take moves a verified copy of name from the spool onto dest, reporting
-// its size. Any spool file for name that does not verify is removed.
+// its size. Any spool file for name that does not verify is removed, and so
+// are files for segments before name (recovery has moved past them) and
+// files older than spoolMaxAge.
 func (sp spool) take(name Name, dest string) (int64, bool) {
 	entries, err := os.ReadDir(sp.dir)
 	if err != nil {
 		return 0, false
 	}
+	// Names of one cluster share one segment size, so the log and segment
+	// halves order them as their segment numbers do, whatever the size.
+	pos := name.String()[8:]
+	sp.remove(entries, func(n Name, _ fs.DirEntry) bool { return n.String()[8:] < pos })
 	switch sp.source() {
 	case sourceMissing:
 		// A prefetcher that has just started has not written it yet.
@@ -124,6 +130,9 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 		}
 		path := filepath.Join(sp.dir, e.Name())
 		sum, size, err := hashFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // too old, removed above
+		}
 		if err != nil || sum != want || !ValidSegmentSize(size) {
 			sp.log.Warnf("prefetched %s does not match its checksum: fetching it again", name)
 			os.Remove(path)
@@ -136,19 +145,6 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 		return size, true
 	}
 	return 0, false
-}
-
-// clean removes spool files for segments before requested (recovery has
-// moved past them) and any older than spoolMaxAge.
-func (sp spool) clean(requested Name) {
-	entries, err := os.ReadDir(sp.dir)
-	if err != nil {
-		return
-	}
-	// Names of one cluster share one segment size, so the log and segment
-	// halves order them as their segment numbers do, whatever the size.
-	pos := requested.String()[8:]
-	sp.remove(entries, func(n Name, _ fs.DirEntry) bool { return n.String()[8:] < pos })
 }
 
 // remove deletes the spool files for which stale says so, and those older

@@ -55,9 +55,7 @@ type RestoreResult struct {
 func Restore(ctx context.Context, open Opener, layout catalog.Layout, name Name, dest string, opts RestoreOptions) (RestoreResult, error) {
 	log := orNop(opts.Log)
 	if name.Kind == Segment {
-		sp := newSpool(dest, opts.Target, layout, log)
-		sp.clean(name)
-		if size, ok := sp.take(name, dest); ok {
+		if size, ok := newSpool(dest, opts.Target, layout, log).take(name, dest); ok {
 			log.Debugf("%s restored from the prefetch spool", name)
 			return RestoreResult{Size: size, FromSpool: true}, nil
 		}
