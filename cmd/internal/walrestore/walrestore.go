@@ -44,7 +44,7 @@ Examples:
   restore_command = 'gbc-wal-restore s3://bucket/pg main %f %p'
   restore_command = 'gbc-wal-restore --endpoint-url http://127.0.0.1:9000 s3://bucket/pg main %f %p'
   restore_command = 'gbc-wal-restore --prefetch 16 azblob://container/pg main %f %p'
-  gbc-wal-restore file:///var/lib/gbc main 00000002.history /tmp/00000002.history
+  gbc-wal-restore file:///var/lib/gbc main 00000002.history ./00000002.history
 
 Exit codes: 0 restored; 1 the file is not in the store (PostgreSQL takes this
 as the end of the archive); 126 any other failure, including a bad option or
