@@ -60,9 +60,10 @@ type Options struct {
 	// caller shows it on a terminal only).
 	Progress io.Writer
 
-	// now and heartbeatEvery are for tests.
-	now            func() time.Time
-	heartbeatEvery time.Duration
+	// now, heartbeatEvery and sessionCheckEvery are for tests.
+	now               func() time.Time
+	heartbeatEvery    time.Duration
+	sessionCheckEvery time.Duration
 }
 
 // ErrRefused is wrapped by refusals that protect the user from an unusable
@@ -73,6 +74,10 @@ var ErrRefused = errors.New("refused")
 // heartbeatEvery is how often a STARTED record is refreshed: far below any
 // sensible --orphan-age, rare enough to cost nothing.
 const heartbeatEvery = 5 * time.Minute
+
+// sessionCheckEvery is how often a local backup checks that its session is
+// alive while it copies files.
+const sessionCheckEvery = 5 * time.Second
 
 // run is the state of one backup.
 type run struct {
@@ -107,6 +112,9 @@ func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
 	}
 	if o.heartbeatEvery == 0 {
 		o.heartbeatEvery = heartbeatEvery
+	}
+	if o.sessionCheckEvery == 0 {
+		o.sessionCheckEvery = sessionCheckEvery
 	}
 	if o.Jobs < 1 {
 		o.Jobs = 1

@@ -173,7 +173,9 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 		return nil, err
 	}
 	c := &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
+	stopWatch := watchSession(p, conn, r.o.sessionCheckEvery)
 	res, err := r.copyFiles(p, c, si)
+	stopWatch()
 	if err != nil {
 		return fail(err)
 	}
@@ -254,6 +256,34 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	}
 	r.mu.Unlock()
 	return r.done(ctx)
+}
+
+// watchSession checks, while files are copied, that the session holding
+// the backup is alive: if the server restarted or the connection broke,
+// the server has aborted the backup, and the copy stops at once instead of
+// reading the whole database for nothing. The returned function stops the
+// watch and must be called before the session is used again (a session
+// serves one query at a time).
+func watchSession(p *pipeline, conn *pg.Conn, every time.Duration) func() {
+	ctx, cancel := context.WithCancel(p.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := conn.Ping(ctx); err != nil && ctx.Err() == nil {
+					p.abort(fmt.Errorf("the server aborted the backup (%w): the session holding it was lost", err))
+					return
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 type copyResult struct {

@@ -118,6 +118,15 @@ func parseServerVersion(s string) (int, string, error) {
 // the server.
 func (c *Conn) Close(ctx context.Context) error { return c.c.Close(ctx) }
 
+// Ping checks that the session is still alive. A backup whose session died
+// was aborted by the server and is worth stopping at once.
+func (c *Conn) Ping(ctx context.Context) error {
+	if err := c.c.Ping(ctx); err != nil {
+		return fmt.Errorf("PostgreSQL session: %w", err)
+	}
+	return nil
+}
+
 // Version is server_version_num, e.g. 150018.
 func (c *Conn) Version() int { return c.version }
 
