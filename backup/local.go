@@ -301,7 +301,7 @@ func (r *run) copyFiles(p *pipeline, c *copier, si *serverInfo) (*copyResult, er
 	}
 	skip := map[string]bool{}
 	for _, t := range si.tablespaces {
-		if rel, err := filepath.Rel(si.dataDir, t.Location); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+		if rel, err := filepath.Rel(si.dataDir, tablespaceDir(si, t)); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
 			skip[filepath.ToSlash(rel)] = true
 		}
 	}
@@ -317,7 +317,7 @@ func (r *run) copyFiles(p *pipeline, c *copier, si *serverInfo) (*copyResult, er
 	for _, t := range si.tablespaces {
 		oid := strconv.FormatUint(uint64(t.OID), 10)
 		a := p.archive(oid)
-		w := &walker{root: t.Location, versionDir: si.versionDir(), dirMode: rootInfo.Mode().Perm(), warnf: r.o.warnf}
+		w := &walker{root: tablespaceDir(si, t), versionDir: si.versionDir(), dirMode: rootInfo.Mode().Perm(), warnf: r.o.warnf}
 		if err := w.walk(p.ctx, func(e *entry) error { return c.send(a, e, "pg_tblspc/"+oid+"/") }); err != nil {
 			return nil, fmt.Errorf("tablespace %s (%s): %w", t.Name, t.Location, err)
 		}
@@ -327,6 +327,16 @@ func (r *run) copyFiles(p *pipeline, c *copier, si *serverInfo) (*copyResult, er
 		res.tablespaceBytes[oid] = a.Bytes
 	}
 	return res, nil
+}
+
+// tablespaceDir is where a tablespace's files are on this host. A
+// relative location is an in-place tablespace (allow_in_place_tablespaces),
+// relative to the data directory, not to gbc's working directory.
+func tablespaceDir(si *serverInfo, t pg.Tablespace) string {
+	if filepath.IsAbs(t.Location) {
+		return t.Location
+	}
+	return filepath.Join(si.dataDir, t.Location)
 }
 
 // copier copies files into archives and lists them in the manifest.
