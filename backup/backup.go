@@ -303,6 +303,13 @@ func (r *run) fail(ctx context.Context, cause error) error {
 func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
 	r.stopBeat()
 	r.stopBeat = nil
+	// A backup that stalled longer than gbc-backup-delete's --orphan-age may
+	// have been taken for dead and had its record and parts deleted. Writing
+	// DONE then would show a backup with missing parts, so the record is
+	// read back first and must still be this run's STARTED record.
+	if err := r.checkStillOurs(ctx); err != nil {
+		return nil, err
+	}
 	err := r.update(ctx, func(b *catalog.Backup) {
 		b.Status = catalog.StatusDone
 		b.EndTime = r.o.now().UTC()
@@ -312,6 +319,19 @@ func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
 		return nil, err
 	}
 	return r.rec, nil
+}
+
+// checkStillOurs verifies that the stored record is still this run's
+// STARTED record.
+func (r *run) checkStillOurs(ctx context.Context) error {
+	cur, err := catalog.Load(ctx, r.o.Store, r.layout, r.rec.ID)
+	if err != nil {
+		return fmt.Errorf("read back the STARTED record of backup %s before committing it (was it deleted as an orphan by gbc-backup-delete?): %w", r.rec.ID, err)
+	}
+	if cur.Status != catalog.StatusStarted || !cur.BeginTime.Equal(r.rec.BeginTime) {
+		return fmt.Errorf("the record of backup %s is now %s, not this run's STARTED record: another process changed it (gbc-backup-delete after --orphan-age?), so its parts may be gone; not marking it DONE", r.rec.ID, cur.Status)
+	}
+	return nil
 }
 
 // pgWaitsForArchive tells whether PostgreSQL should wait, at the end of
