@@ -234,3 +234,20 @@ func TestConfigFor(t *testing.T) {
 		t.Fatal("a backup without snapshots accepted")
 	}
 }
+
+// OpenWith puts a command's options (an endpoint: records hold none) over
+// each recorded configuration, and never changes the recorded provider.
+func TestOpenWith(t *testing.T) {
+	ctx := context.Background()
+	recorded := Config{Provider: "azure", SubscriptionID: "s1", ResourceGroup: "rg"}
+	if _, err := OpenWith(Config{Endpoint: "http://10.1.2.3"})(ctx, recorded); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("endpoint override not applied: %v", err)
+	}
+	p, err := OpenWith(Config{Provider: "aws", Endpoint: "http://127.0.0.1:9"})(ctx, recorded)
+	if err != nil || p.Name() != "azure" {
+		t.Fatalf("OpenWith = %v, %v; want the recorded azure provider", p, err)
+	}
+	if c := recorded.overlay(Config{PollInterval: 3}); c != (Config{Provider: "azure", SubscriptionID: "s1", ResourceGroup: "rg", PollInterval: 3}) {
+		t.Fatalf("overlay = %+v", c)
+	}
+}

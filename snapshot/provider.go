@@ -283,20 +283,44 @@ func ConfigFor(rec *catalog.Backup, override Config) (Config, error) {
 	if override.Provider != "" && override.Provider != c.Provider {
 		return Config{}, fmt.Errorf("backup %s was taken on %s, not %s", rec.ID, c.Provider, override.Provider)
 	}
+	c = c.overlay(override)
+	return c, c.Check()
+}
+
+// overlay returns c with the non-empty fields of o on top, the provider
+// excepted: callers decide whether a different provider is an error.
+func (c Config) overlay(o Config) Config {
 	for _, f := range []struct {
 		dst *string
 		src string
 	}{
-		{&c.Region, override.Region}, {&c.Zone, override.Zone}, {&c.Project, override.Project},
-		{&c.SubscriptionID, override.SubscriptionID}, {&c.ResourceGroup, override.ResourceGroup},
-		{&c.Endpoint, override.Endpoint},
+		{&c.Region, o.Region}, {&c.Zone, o.Zone}, {&c.Project, o.Project},
+		{&c.SubscriptionID, o.SubscriptionID}, {&c.ResourceGroup, o.ResourceGroup},
+		{&c.Endpoint, o.Endpoint},
 	} {
 		if f.src != "" {
 			*f.dst = f.src
 		}
 	}
-	if override.PollInterval > 0 {
-		c.PollInterval = override.PollInterval
+	if o.PollInterval > 0 {
+		c.PollInterval = o.PollInterval
 	}
-	return c, c.Check()
+	return c
+}
+
+// OpenWith is the Opener of a command that deletes or checks recorded
+// snapshots with options of its own: the non-empty fields of override (an
+// endpoint, which records never hold; a poll interval) go over each
+// snapshot's recorded configuration, then Open opens it.
+func OpenWith(override Config) Opener {
+	return func(ctx context.Context, c Config) (Provider, error) {
+		return Open(ctx, c.overlay(override))
+	}
+}
+
+// CheckEndpoint validates an endpoint override on its own, so that a
+// command can refuse a bad one before it has a snapshot to reach with it.
+func CheckEndpoint(endpoint string) error {
+	_, err := checkEndpoint(endpoint)
+	return err
 }

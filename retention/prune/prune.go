@@ -9,6 +9,16 @@
 //     retention, so a crash between the two steps leaves only unreferenced
 //     parts, which the next run cleans up as orphans; the reverse order
 //     could leave a DONE record whose parts are missing.
+//
+//     A snapshot backup's provider snapshots are the exception: they go
+//     before the record. The record is the only reference to them, so a
+//     record deleted first would leave snapshots that no run ever finds
+//     again, billed forever. When they cannot all be deleted, the record
+//     stays and the run reports the error; the next run retries, and
+//     snapshots already gone do not stop it. The price is that until then
+//     the record may name snapshots already deleted, so the error says not
+//     to restore that backup.
+//
 //  2. WAL last, after every backup is gone, and only WAL obsolete both for
 //     the catalog read at the start and for the catalog read again just
 //     before: a backup started meanwhile (its STARTED record is the
@@ -33,6 +43,7 @@ import (
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 	"github.com/gbc-backup/gbc/retention"
+	"github.com/gbc-backup/gbc/snapshot"
 	"github.com/gbc-backup/gbc/wal"
 )
 
@@ -62,6 +73,10 @@ type Options struct {
 	Concurrency int // Deletes in flight; 0 means DefaultConcurrency
 	// Logf, when set, receives progress notices.
 	Logf func(format string, args ...any)
+	// SnapshotOpener opens the provider that deletes a snapshot backup's
+	// snapshots; nil means snapshot.Open on each snapshot's recorded
+	// configuration.
+	SnapshotOpener snapshot.Opener
 }
 
 // Report says what was deleted (or, with DryRun, would be). Its JSON form
@@ -79,8 +94,10 @@ type Report struct {
 	// first; Retained the ones that stay, newest first.
 	Deleted  []Backup `json:"deleted"`
 	Retained []Backup `json:"retained"`
-	// Skipped lists backups planned for deletion but left alone because
-	// their record changed meanwhile (a keep added, a backup resumed).
+	// Skipped lists backups planned for deletion but left alone, Reason
+	// saying why: their record changed meanwhile (a keep added, a backup
+	// resumed), or their provider snapshots could not all be deleted
+	// (which is also an error of the run).
 	Skipped []Backup `json:"skipped,omitempty"`
 	WAL     WAL      `json:"wal"`
 	Notes   []string `json:"notes,omitempty"`
@@ -104,6 +121,16 @@ type Backup struct {
 	Reason    string     `json:"reason"`
 	Objects   int        `json:"objects"`
 	Bytes     int64      `json:"bytes"`
+	// Snapshots are the provider snapshots deleted with the backup (or to
+	// be), which the object counts do not include.
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
+}
+
+// Snapshot is one provider snapshot of a backup in a Report.
+type Snapshot struct {
+	Provider string `json:"provider"`
+	ID       string `json:"id"`
+	Disk     string `json:"disk,omitempty"`
 }
 
 // WAL sums up the WAL part of a Report.
@@ -171,8 +198,11 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		rep.Retained = append(rep.Retained, reportBackup(r.Entry, r.Reason))
 	}
 
-	// 1. Backups, each record first.
+	// 1. Backups, each record first (after its snapshots). A backup whose
+	// snapshots cannot be deleted stays whole; the others, and the WAL
+	// that the catalog, read again, no longer needs, are still deleted.
 	var deleted []retention.Entry
+	var kept []error
 	for _, d := range plan.Delete {
 		if opt.DryRun {
 			rep.Deleted = append(rep.Deleted, reportBackup(d.Entry, d.Reason))
@@ -183,14 +213,18 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		n, size, skip, err := deleteBackup(ctx, s, l, d, opt)
 		rep.Objects += n
 		rep.Bytes += size
-		if err != nil {
-			return rep, err
+		if err != nil && skip == "" {
+			return rep, errors.Join(append(kept, err)...)
 		}
 		b := reportBackup(d.Entry, d.Reason)
 		b.Objects, b.Bytes = n, size
 		if skip != "" {
 			b.Reason = skip
 			rep.Skipped = append(rep.Skipped, b)
+			if err != nil {
+				kept = append(kept, err)
+				continue
+			}
 			rep.Notes = append(rep.Notes, fmt.Sprintf("backup %s not deleted: %s", d.ID, skip))
 			continue
 		}
@@ -204,7 +238,7 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 	if !opt.DryRun && plan.WAL.Off() == "" {
 		fresh, err := Scan(ctx, s, l)
 		if err != nil {
-			return rep, err
+			return rep, errors.Join(append(kept, err)...)
 		}
 		again := retention.NewWALFilter(fresh, deleted, time.Now(), opt.OrphanAge)
 		if again.Off() != "" {
@@ -220,7 +254,7 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 	err = pruneWAL(ctx, s, l, filter, opt, rep)
 	rep.Objects += rep.WAL.Objects
 	rep.Bytes += rep.WAL.Bytes
-	return rep, err
+	return rep, errors.Join(append(kept, err)...)
 }
 
 // minName returns the lower of two segment names by position, ignoring
@@ -233,8 +267,11 @@ func minName(a, b string) string {
 }
 
 // deleteBackup deletes one backup prefix: the record, after checking that
-// it is still the one the decision was made on, then everything else under
-// base/<id>/. It returns what it deleted, or why it skipped the backup.
+// it is still the one the decision was made on (and deleting its provider
+// snapshots), then everything else under base/<id>/. It returns what it
+// deleted, or why it skipped the backup; with both skip and err set, the
+// backup stays because its snapshots could not be deleted, and err is to
+// be reported once the run has done what it still can.
 func deleteBackup(ctx context.Context, s cloud.Store, l catalog.Layout, d retention.Deletion, opt Options) (n int, size int64, skip string, err error) {
 	if d.Record != nil {
 		// A keep added, or a backup that came back to life, between the
@@ -247,6 +284,16 @@ func deleteBackup(ctx context.Context, s cloud.Store, l catalog.Layout, d retent
 			return 0, 0, "", fmt.Errorf("re-read record of backup %s before deleting it: %w", d.ID, err)
 		case cur.Status != d.Record.Status || cur.Keep != d.Record.Keep || !cur.Heartbeat.Equal(d.Record.Heartbeat):
 			return 0, 0, fmt.Sprintf("its record changed since it was listed (now %s, keep %q); run again to reconsider it", cur.Status, cur.Keep), nil
+		}
+		// A record gone meanwhile was deleted by a run that deleted its
+		// snapshots first: there is nothing left to ask the provider.
+		if cur != nil && len(cur.Snapshots) > 0 {
+			if err := snapshot.DeleteAll(ctx, cur, opt.SnapshotOpener); err != nil {
+				// DeleteAll's error names the backup and each snapshot.
+				return 0, 0, "its provider snapshots could not all be deleted; its record is kept so that the next run retries",
+					fmt.Errorf("%w; its record is kept: run gbc-backup-delete again to finish, and do not restore it meanwhile (some of its snapshots may be gone)", err)
+			}
+			opt.Logf("deleted the provider snapshots of backup %s", d.ID)
 		}
 		if err := s.Delete(ctx, l.RecordKey(d.ID)); err != nil {
 			return 0, 0, "", fmt.Errorf("delete record of backup %s: %w", d.ID, err)
@@ -432,6 +479,13 @@ func (d *deleter) finish(listErr error) (int, int64, error) {
 
 func reportBackup(e retention.Entry, reason string) Backup {
 	b := Backup{ID: e.ID, Reason: reason, Objects: e.Objects, Bytes: e.Bytes}
+	if r := e.Record; r != nil {
+		for _, s := range r.Snapshots {
+			if s.ID != "" { // never created: nothing to delete
+				b.Snapshots = append(b.Snapshots, Snapshot{Provider: s.Provider, ID: s.ID, Disk: s.Disk})
+			}
+		}
+	}
 	switch r := e.Record; {
 	case e.RecordErr != nil:
 		b.Status = StatusUnreadable

@@ -94,10 +94,15 @@ func isStoreError(err error) bool {
 }
 
 // slim drops what retention never reads (parts, labels, tablespaces,
-// snapshots), so that the catalog held in memory stays a few hundred bytes
-// per backup even when each record lists thousands of parts.
+// snapshot details), so that the catalog held in memory stays a few hundred
+// bytes per backup even when each record lists thousands of parts. Each
+// snapshot's provider, id and disk stay, for the report: a backup has a
+// few disks. Deleting them reads the full record again.
 func slim(b *catalog.Backup) *catalog.Backup {
-	b.Parts, b.Tablespaces, b.Snapshots = nil, nil, nil
+	b.Parts, b.Tablespaces = nil, nil
 	b.BackupLabel, b.TablespaceMap = "", ""
+	for i, s := range b.Snapshots {
+		b.Snapshots[i] = catalog.Snapshot{Provider: s.Provider, ID: s.ID, Disk: s.Disk}
+	}
 	return b
 }

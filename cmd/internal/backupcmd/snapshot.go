@@ -38,7 +38,7 @@ STORE_URL's scheme. Credentials come from each SDK's standard chain.
 // snapshotFlags are gbc-backup's options for snapshot backups.
 func snapshotFlags() []ucli.Flag {
 	hidden := func(f *ucli.StringFlag) *ucli.StringFlag { f.Hidden = true; return f }
-	return []ucli.Flag{
+	return append([]ucli.Flag{
 		cli.String("snapshot-instance", "take a snapshot backup of the disks of this instance (the one gbc-backup runs on): AWS instance id or Name tag, GCP instance name, Azure VM name", ""),
 		&ucli.StringSliceFlag{Name: "snapshot-disk", Usage: "a disk to snapshot (AWS volume id or Name tag, GCP or Azure disk name); repeat for each disk holding PGDATA or a tablespace", EnvVars: []string{"GBC_SNAPSHOT_DISK"}},
 		cli.String("snapshot-provider", "aws, gcp or azure (default: from the provider options given, else from STORE_URL)", ""),
@@ -50,11 +50,9 @@ func snapshotFlags() []ucli.Flag {
 		cli.String("snapshot-lock-mode", "AWS: lock each snapshot, in compliance or governance mode (see EBS snapshot lock)", ""),
 		cli.Int("snapshot-lock-duration", "AWS: days each snapshot stays locked (with --snapshot-lock-mode)", 0),
 		&ucli.DurationFlag{Name: "snapshot-timeout", Usage: "give up when the snapshots are not complete after this long", Value: 6 * time.Hour, EnvVars: []string{"GBC_SNAPSHOT_TIMEOUT"}},
-		cli.String("snapshot-endpoint-url", "the provider's compute API endpoint, for private clouds and emulators", ""),
-		// For tests: a fake machine's /proc, /sys and /dev, and a fast poll.
+		// For tests: a fake machine's /proc, /sys and /dev.
 		hidden(cli.String("snapshot-host-root", "read mounts and devices under this directory instead of /", "")),
-		&ucli.DurationFlag{Name: "snapshot-poll-interval", Hidden: true, EnvVars: []string{"GBC_SNAPSHOT_POLL_INTERVAL"}},
-	}
+	}, cli.SnapshotAPIFlags()...)
 }
 
 // runBackup takes the backup gbc-backup's options ask for: a snapshot
@@ -98,9 +96,8 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 		Project:        e.String("gcp-project"),
 		SubscriptionID: e.String("azure-subscription-id"),
 		ResourceGroup:  e.String("azure-resource-group"),
-		Endpoint:       e.String("snapshot-endpoint-url"),
-		PollInterval:   e.Duration("snapshot-poll-interval"),
 	}
+	conf.Endpoint, conf.PollInterval = e.SnapshotAPI()
 	if conf.Provider == "" {
 		conf.Provider = inferProvider(conf, e.Args[0])
 		if conf.Provider == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
 	"github.com/gbc-backup/gbc/retention"
 	"github.com/gbc-backup/gbc/retention/prune"
+	"github.com/gbc-backup/gbc/snapshot"
 )
 
 // minOrphanAge is the smallest --orphan-age accepted. A running gbc-backup
@@ -51,13 +52,19 @@ Always:
     every timeline, except timeline history files, the begin..end WAL of
     standalone-kept backups, and everything after a full-kept backup or a
     backup in progress. A backup's .backup file goes with it.
+  - A snapshot backup's provider snapshots are deleted before its record, with
+    the provider's standard credentials (AWS ec2:DeleteSnapshot, GCP
+    compute.snapshots.delete, Azure snapshots/delete); snapshots already gone
+    are fine. When one cannot be deleted, the backup's record is kept and the
+    command fails once the rest is done: run it again to finish.
 
 --dry-run prints exactly what would be deleted (backups, WAL ranges per
 timeline, object counts and bytes) and deletes nothing. --format json gives
 the same report as one JSON object, whose fields later releases only add to:
 server, dry_run, policy, target, minimum_redundancy, orphan_age; deleted,
 retained and skipped (lists of backups: id, name, status, keep, timeline,
-begin_time, end_time, begin_wal, end_wal, reason, objects, bytes); wal
+begin_time, end_time, begin_wal, end_wal, reason, objects, bytes, snapshots
+as {provider, id, disk}); wal
 (floor, off, ranges of {timeline, first, last, objects, bytes}, objects,
 bytes, kept_objects, kept_bytes); notes; objects and bytes (all deleted).
 
@@ -75,14 +82,14 @@ func Command() *cli.Command {
 		Description: description,
 		MinArgs:     2,
 		MaxArgs:     2,
-		Flags: append(cli.StoreFlags(),
+		Flags: append(append(cli.StoreFlags(),
 			cli.String("backup-id", "delete this backup: an id, a name, latest or oldest", ""),
 			cli.String("retention-policy", `delete what this policy makes obsolete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS"`, ""),
 			cli.Int("minimum-redundancy", "never leave fewer DONE backups (without keep annotation) than this", 0),
 			&ucli.DurationFlag{Name: "orphan-age", Usage: "clean FAILED backups, dead STARTED ones and objects without a record once older than this", Value: 24 * time.Hour, EnvVars: []string{"GBC_ORPHAN_AGE"}},
 			cli.Bool("dry-run", "print what would be deleted, and delete nothing"),
 			listcmd.FormatFlag(),
-		),
+		), cli.SnapshotAPIFlags()...),
 		Action: run,
 	}
 }
@@ -119,6 +126,15 @@ func run(ctx context.Context, e *cli.Env) error {
 		}
 		opt.Policy = &p
 	}
+	// A record holds where each snapshot is (region, project, resource
+	// group), never an endpoint: that comes from the options.
+	endpoint, poll := e.SnapshotAPI()
+	if endpoint != "" {
+		if err := snapshot.CheckEndpoint(endpoint); err != nil {
+			return cli.Usagef("--snapshot-endpoint-url: %v", err)
+		}
+	}
+	opt.SnapshotOpener = snapshot.OpenWith(snapshot.Config{Endpoint: endpoint, PollInterval: poll})
 
 	s, err := e.OpenStore(ctx, storeURL)
 	if err != nil {
@@ -199,7 +215,8 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 		fmt.Fprintf(w, "%s no backup.\n", verb)
 	}
 	table(verb+" backups", rep.Deleted)
-	table("Not deleted (changed meanwhile)", rep.Skipped)
+	snapshots(w, verb+" provider snapshots", rep.Deleted)
+	table("Not deleted", rep.Skipped)
 	if retained {
 		table("Retained backups", rep.Retained)
 	}
@@ -230,6 +247,23 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 	_, err := fmt.Fprintf(w, "%s: %d objects, %s (%d backup(s), %d WAL objects).\n",
 		total, rep.Objects, listcmd.Bytes(rep.Bytes), len(rep.Deleted), rep.WAL.Objects)
 	return err
+}
+
+// snapshots lists the provider snapshots of bs, one line each, so that an
+// operator can find them in the provider's console.
+func snapshots(w io.Writer, title string, bs []prune.Backup) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, b := range bs {
+		for _, s := range b.Snapshots {
+			if title != "" {
+				fmt.Fprintf(w, "%s:\n", title)
+				fmt.Fprintln(tw, "  BACKUP\tPROVIDER\tDISK\tSNAPSHOT")
+				title = ""
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.ID, s.Provider, dash(s.Disk), s.ID)
+		}
+	}
+	tw.Flush()
 }
 
 func dash(s string) string {
