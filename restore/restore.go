@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,6 +37,8 @@ type Options struct {
 	Jobs int
 	// Recovery is written into Dest unless nil (--no-recovery-config).
 	Recovery *RecoveryConfig
+	// SyncMethod is SyncFsync (the default, for "") or SyncSyncfs.
+	SyncMethod string
 	// Logf reports progress and Warnf trouble that the restore got over;
 	// nil is silent.
 	Logf, Warnf func(format string, args ...any)
@@ -87,6 +90,11 @@ var emptyDirs = []string{
 // directory whose restore did not complete.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	b := o.Backup
+	switch o.SyncMethod {
+	case "", SyncFsync, SyncSyncfs:
+	default:
+		return nil, fmt.Errorf("sync method %q: use %s or %s", o.SyncMethod, SyncFsync, SyncSyncfs)
+	}
 	if b.Status != catalog.StatusDone {
 		return nil, fmt.Errorf("backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
 	}
@@ -120,6 +128,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := os.Chmod(o.Dest, 0o700); err != nil {
 		return nil, err
 	}
+	watch, err := watchFileSystems(dirs)
+	if err != nil {
+		return nil, err
+	}
+	defer watch.close()
 
 	res := &Result{Tablespaces: places}
 	r := &run{o: o, logf: logf, warnf: warnf, res: res, roots: map[string]*extractor{}}
@@ -138,8 +151,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf("wrote %d files, %s in %s (%s/s); making them durable", res.Files, mib(res.Bytes), res.Write.Round(time.Millisecond), mib(perSecond(res.Bytes, res.Write)))
 
 	start = time.Now()
-	if err := syncTrees(ctx, dirs...); err != nil {
+	// syncfs first: one bulk flush, where an fsync per small file would
+	// wait for a journal commit each (200,000 files: 2 s instead of 15).
+	// The fsync pass then finds clean files, and stays for what syncfs
+	// does not promise everywhere (error reports before Linux 5.8, file
+	// systems that implement it loosely).
+	if err := watch.syncfs(); err != nil {
 		return nil, incomplete(o.Dest, err)
+	}
+	if o.SyncMethod != SyncSyncfs {
+		if err := syncTrees(ctx, dirs...); err != nil {
+			return nil, incomplete(o.Dest, err)
+		}
 	}
 	// Last: pg_control under its own name, now that everything it
 	// vouches for is on disk, then the directory entry of that rename.
@@ -272,7 +295,7 @@ func (r *run) openRoots(places []Placement) error {
 
 func (r *run) close() {
 	for _, x := range r.roots {
-		x.root.Close()
+		x.close()
 	}
 }
 
@@ -401,7 +424,7 @@ func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, c
 	})
 	plainR, plainW := io.Pipe()
 	g.Go(func() error {
-		dec, err := codec.NewReader(downR)
+		dec, err := codec.NewReader(bufio.NewReaderSize(downR, pipeBuffer))
 		if err == nil {
 			_, err = io.CopyBuffer(plainW, dec, make([]byte, pipeBuffer))
 			if cerr := dec.Close(); err == nil {
@@ -417,7 +440,10 @@ func (r *run) stream(ctx context.Context, key, wantSHA string, wantSize int64, c
 		return err
 	})
 	g.Go(func() error {
-		err := consume(plainR)
+		// Buffered: a tar reader asks for 512-byte headers and small
+		// files, and each read of a pipe is a hand-over between two
+		// goroutines.
+		err := consume(bufio.NewReaderSize(plainR, pipeBuffer))
 		plainR.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 		return err
 	})

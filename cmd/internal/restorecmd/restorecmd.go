@@ -55,6 +55,7 @@ func Command() *cli.Command {
 		cli.String("wal-restore-command", "program (with options) to fetch WAL in restore_command, instead of this gbc's gbc-wal-restore", ""),
 		cli.Bool("disable-archiving", "add archive_mode = off, so that a restored copy cannot archive into the original's store"),
 		cli.Bool("no-wal-check", "skip checking that the store holds the backup's WAL, from the same cluster"),
+		cli.String("sync-method", "make the restore durable with fsync (syncfs, then fsync of every file and directory) or syncfs (of each file system only, faster with many files; Linux 5.8+ reports its errors)", restore.SyncFsync),
 	)
 	return &cli.Command{
 		Name:        "gbc-restore",
@@ -84,6 +85,10 @@ func run(ctx context.Context, e *cli.Env) error {
 	relocate, err := parseTablespaces(e.StringSlice("tablespace"))
 	if err != nil {
 		return err
+	}
+	syncMethod := e.String("sync-method")
+	if syncMethod != restore.SyncFsync && syncMethod != restore.SyncSyncfs {
+		return cli.Usagef("--sync-method %q: use %s or %s", syncMethod, restore.SyncFsync, restore.SyncSyncfs)
 	}
 	noRecovery := e.Bool("no-recovery-config")
 	if noRecovery && target.Kind() != "" {
@@ -142,7 +147,8 @@ func run(ctx context.Context, e *cli.Env) error {
 	}
 	res, err := restore.Run(ctx, restore.Options{
 		Store: s, Layout: layout, Backup: b, Dest: dest,
-		Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
+		Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, SyncMethod: syncMethod,
+		Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
 	})
 	if err != nil {
 		var ne *restore.NotEmptyError
