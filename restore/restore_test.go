@@ -22,74 +22,6 @@ import (
 	"github.com/gbc-backup/gbc/compress"
 )
 
-// memStore is an in-memory cloud.Store for the engine's unit tests.
-type memStore struct {
-	mu   sync.Mutex
-	objs map[string][]byte
-}
-
-func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
-
-func (m *memStore) Put(_ context.Context, key string, r io.Reader, _ cloud.PutOptions) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.objs[key] = b
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b, ok := m.objs[key]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", key, cloud.ErrNotFound)
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-func (m *memStore) Stat(_ context.Context, key string) (cloud.Attrs, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b, ok := m.objs[key]
-	if !ok {
-		return cloud.Attrs{}, fmt.Errorf("%s: %w", key, cloud.ErrNotFound)
-	}
-	return cloud.Attrs{Key: key, Size: int64(len(b))}, nil
-}
-
-func (m *memStore) List(_ context.Context, prefix string, fn func(cloud.Attrs) error) error {
-	m.mu.Lock()
-	var keys []string
-	for k := range m.objs {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	m.mu.Unlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(cloud.Attrs{Key: k}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *memStore) Delete(_ context.Context, keys ...string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, k := range keys {
-		delete(m.objs, k)
-	}
-	return nil
-}
-
-func (m *memStore) Close() error { return nil }
-
 type entry struct {
 	name, link string
 	body       string
@@ -167,16 +99,32 @@ func manifestFor(files map[string]string) []byte {
 }
 
 type fixture struct {
-	store  *memStore
+	store  cloud.Store
 	layout catalog.Layout
 	backup *catalog.Backup
+	// stored holds what was put under each key, for tests that damage it.
+	stored map[string][]byte
+}
+
+// put stores data under key.
+func (f *fixture) put(t *testing.T, key string, data []byte) {
+	t.Helper()
+	if err := f.store.Put(context.Background(), key, bytes.NewReader(data), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.stored[key] = data
 }
 
 // newFixture stores a backup with a data part split in two and one
 // tablespace part.
 func newFixture(t *testing.T, tsLocation string) *fixture {
 	t.Helper()
-	f := &fixture{store: newMemStore(), layout: catalog.Layout{Server: "main"}}
+	s, err := cloud.Open(context.Background(), "file://"+t.TempDir(), cloud.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := &fixture{store: s, layout: catalog.Layout{Server: "main"}, stored: map[string][]byte{}}
 	tsMap := "16384 " + tsLocation + "\n"
 	files := map[string]string{
 		"backup_label":                    "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n",
@@ -201,18 +149,18 @@ func newFixture(t *testing.T, tsLocation string) *fixture {
 	for i, p := range parts {
 		stored := zst(t, makeTar(t, p))
 		key := f.layout.PartKey(id, "", i, "zst")
-		f.store.objs[key] = stored
+		f.put(t, key, stored)
 		b.Parts = append(b.Parts, catalog.Part{Key: key, StoredSize: int64(len(stored)), SHA256: sha(stored)})
 	}
 	stored := zst(t, makeTar(t, []entry{{name: "PG_15_1", dir: true}, {name: "PG_15_1/5/16385", body: "tsdata"}}))
 	key := f.layout.PartKey(id, "16384", 0, "zst")
-	f.store.objs[key] = stored
+	f.put(t, key, stored)
 	b.Parts = append(b.Parts, catalog.Part{Key: key, Tablespace: "16384", StoredSize: int64(len(stored)), SHA256: sha(stored)})
 
 	man := zst(t, manifestFor(files))
 	b.ManifestKey = f.layout.ManifestKey(id, "zst")
 	b.ManifestSHA256, b.ManifestStoredSize = sha(man), int64(len(man))
-	f.store.objs[b.ManifestKey] = man
+	f.put(t, b.ManifestKey, man)
 	f.backup = b
 	return f
 }
@@ -363,7 +311,7 @@ func TestRunTruncatedPart(t *testing.T) {
 	tmp := t.TempDir()
 	f := newFixture(t, filepath.Join(tmp, "ts"))
 	k := f.backup.Parts[0].Key
-	f.store.objs[k] = f.store.objs[k][:len(f.store.objs[k])/2]
+	f.put(t, k, f.stored[k][:len(f.stored[k])/2])
 	_, err := Run(context.Background(), f.options(filepath.Join(tmp, "data")))
 	if err == nil || !strings.Contains(err.Error(), k) {
 		t.Fatalf("error %v", err)
@@ -446,16 +394,19 @@ func TestFileChecksumCRC32C(t *testing.T) {
 
 // flakyStore breaks the first download of key after half its bytes.
 type flakyStore struct {
-	*memStore
+	cloud.Store
 	key   string
+	size  int
 	mu    sync.Mutex
 	broke int
 }
 
 type brokenReader struct {
-	r    io.Reader
+	r    io.ReadCloser
 	left int
 }
+
+func (b *brokenReader) Close() error { return b.r.Close() }
 
 func (b *brokenReader) Read(p []byte) (int, error) {
 	if b.left <= 0 {
@@ -470,14 +421,14 @@ func (b *brokenReader) Read(p []byte) (int, error) {
 }
 
 func (f *flakyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	rc, err := f.memStore.Get(ctx, key)
+	rc, err := f.Store.Get(ctx, key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil || key != f.key || f.broke > 0 {
 		return rc, err
 	}
 	f.broke++
-	return io.NopCloser(&brokenReader{r: rc, left: len(f.objs[key]) / 2}), nil
+	return &brokenReader{r: rc, left: f.size / 2}, nil
 }
 
 func TestRunRetriesABrokenDownload(t *testing.T) {
@@ -488,12 +439,12 @@ func TestRunRetriesABrokenDownload(t *testing.T) {
 	// second must not collide with.
 	p := &f.backup.Parts[1]
 	c, _ := compress.Lookup("zstd")
-	dr, _ := c.NewReader(bytes.NewReader(f.store.objs[p.Key]))
+	dr, _ := c.NewReader(bytes.NewReader(f.stored[p.Key]))
 	raw, _ := io.ReadAll(dr)
 	p.Key = strings.TrimSuffix(p.Key, ".zst")
 	p.SHA256, p.StoredSize = sha(raw), int64(len(raw))
-	f.store.objs[p.Key] = raw
-	fs := &flakyStore{memStore: f.store, key: p.Key}
+	f.put(t, p.Key, raw)
+	fs := &flakyStore{Store: f.store, key: p.Key, size: len(raw)}
 	o := f.options(filepath.Join(tmp, "data"))
 	o.Store = fs
 	var warned []string
