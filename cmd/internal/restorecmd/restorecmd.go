@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func Command() *cli.Command {
 		cli.String("target-name", "recover up to this restore point (pg_create_restore_point)", ""),
 		cli.Bool("target-immediate", "stop as soon as the backup is consistent"),
 		cli.String("target-timeline", "recover along this timeline: current, latest or a number (PostgreSQL's default: latest)", ""),
-		cli.Bool("target-inclusive", "stop just after the target (default) or, with --target-inclusive=false, just before it"),
+		cli.String("target-inclusive", "true: stop just after the target (PostgreSQL's default); false: just before it", ""),
 		cli.String("target-action", "at the target: pause, promote or shutdown (PostgreSQL's default: pause)", ""),
 		cli.Bool("no-recovery-config", "write no recovery.signal nor recovery settings"),
 		cli.String("wal-restore-command", "program (with options) to fetch WAL in restore_command, instead of this gbc's gbc-wal-restore", ""),
@@ -203,9 +204,12 @@ func targetFromFlags(e *cli.Env) (restore.Target, error) {
 		}
 		t.LSN = lsn
 	}
-	if e.IsSet("target-inclusive") {
-		v := e.Bool("target-inclusive")
-		t.Inclusive = &v
+	if v := e.String("target-inclusive"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return t, cli.Usagef("--target-inclusive %q: use true or false", v)
+		}
+		t.Inclusive = &b
 	}
 	if err := t.Check(); err != nil {
 		return t, cli.Exit(cli.ExitUsage, err)
