@@ -118,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	b := &bench{e: e, p: p, tools: tools, report: rep}
+	b := &bench{e: e, p: p, tools: tools}
 	want := func(id string) bool { return len(o.Scenarios) == 0 || slices.Contains(o.Scenarios, id) }
 	add := func(s *Scenario, err error) error {
 		if err != nil {

@@ -17,10 +17,9 @@ import (
 
 // bench is one run in progress.
 type bench struct {
-	e      *env
-	p      Params
-	tools  []tool
-	report *Report
+	e     *env
+	p     Params
+	tools []tool
 
 	// Filled by the backup scenario, read by the later ones.
 	backupRSS map[string]float64 // tool -> peak RSS of its backup, MiB
@@ -433,11 +432,14 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 	rs := &Scenario{
 		ID:    "restore",
 		Title: "3. Restore of that backup into an empty directory",
-		Description: "Each tool restores its own backup of scenario 2. Throughput: restored bytes (without pg_wal) ÷ time. " +
+		Description: "Each tool restores its own backup of scenario 2. Throughput: restored bytes (without pg_wal) ÷ time; " +
+			"restored and files: what the directory holds afterwards, without pg_wal (a check against scenario 2's data). " +
 			"barman-cloud-restore does not fsync; pgBackRest and gbc do.",
 		Columns: []Column{
 			{Key: "time", Title: "time", Unit: "s", Better: -1},
 			{Key: "mibs", Title: "throughput", Unit: "MiB/s", Better: +1},
+			{Key: "restored", Title: "restored", Unit: "MiB"},
+			{Key: "files", Title: "files"},
 			{Key: "rss", Title: "peak RSS", Unit: "MiB", Better: -1},
 			{Key: "rss_proc", Title: "largest process", Unit: "MiB"},
 		},
@@ -692,11 +694,13 @@ func (b *bench) restores(ctx context.Context, s *Scenario, run *backupRun) {
 		if row.Error != "" {
 			continue
 		}
-		bytes, _, err := dirSize(dest, "pg_wal")
+		bytes, files, err := dirSize(dest, "pg_wal")
 		if err != nil {
 			row.Error = err.Error()
 			continue
 		}
+		row.Values["restored"] = float64(bytes) / mib
+		row.Values["files"] = float64(files)
 		run.restored[t.name()] = dest
 		row.Values["time"] = m.Wall.Seconds()
 		row.Values["mibs"] = float64(bytes) / mib / m.Wall.Seconds()
