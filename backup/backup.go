@@ -15,6 +15,7 @@ import (
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 	"github.com/gbc-backup/gbc/pg"
+	"github.com/gbc-backup/gbc/wal"
 )
 
 // Methods.
@@ -347,22 +348,15 @@ func (r *run) waitWAL(ctx context.Context, segment string) error {
 	if r.o.WALTimeout <= 0 {
 		return nil
 	}
-	prefix := r.layout.WALKey(segment, "")
 	deadline := time.Now().Add(r.o.WALTimeout)
 	delay := 25 * time.Millisecond
 	told := false
 	for {
-		found := false
-		err := r.o.Store.List(ctx, prefix, func(a cloud.Attrs) error {
-			if base, _ := compress.SplitKey(a.Key); base == prefix {
-				found = true
-			}
-			return nil
-		})
+		key, err := wal.Find(ctx, r.o.Store, r.layout, segment)
 		if err != nil {
-			return fmt.Errorf("look for WAL segment %s in the store: %w", segment, err)
+			return err
 		}
-		if found {
+		if key != "" {
 			return nil
 		}
 		if !told && time.Until(deadline) < r.o.WALTimeout-10*time.Second {

@@ -11,6 +11,7 @@ import (
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
+	"github.com/gbc-backup/gbc/wal"
 )
 
 // ErrSystemMismatch classifies a backup whose cluster differs from the one
@@ -30,7 +31,7 @@ func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.B
 	if b.BeginWAL == "" {
 		return nil
 	}
-	first, err := findWAL(ctx, s, l, b.BeginWAL)
+	first, err := wal.Find(ctx, s, l, b.BeginWAL)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.B
 		return fmt.Errorf("%w: segment %s, where backup %s starts, is not in the store: recovery cannot make the backup consistent (is WAL archiving to this store and server working?)", ErrMissingWAL, b.BeginWAL, b.ID)
 	}
 	if b.EndWAL != "" && b.EndWAL != b.BeginWAL {
-		last, err := findWAL(ctx, s, l, b.EndWAL)
+		last, err := wal.Find(ctx, s, l, b.EndWAL)
 		if err != nil {
 			return err
 		}
@@ -58,27 +59,6 @@ func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.B
 			ErrSystemMismatch, b.ID, b.SystemIdentifier, l.Server, b.BeginWAL, sysid)
 	}
 	return nil
-}
-
-// findWAL returns the key of the archived segment name, whatever its
-// codec, or "" when it is not in the store. One LIST of the name as a
-// prefix answers for every extension; the segment's .partial and .backup
-// files share the prefix and are skipped.
-func findWAL(ctx context.Context, s cloud.Store, l catalog.Layout, name string) (string, error) {
-	want := l.WALKey(name, "")
-	found := ""
-	stop := errors.New("found")
-	err := s.List(ctx, want, func(a cloud.Attrs) error {
-		if base, _ := compress.SplitKey(a.Key); base == want {
-			found = a.Key
-			return stop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, stop) {
-		return "", fmt.Errorf("look for WAL segment %s: %w", name, err)
-	}
-	return found, nil
 }
 
 // walSystemID reads the system identifier from the long header of a

@@ -189,7 +189,7 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	// no time in the usual case of a new file.
 	existing := make(chan listResult, 1)
 	go func() {
-		key, err := findObject(ctx, p.store, p.layout, name.String())
+		key, err := Find(ctx, p.store, p.layout, name.String())
 		existing <- listResult{key: key, err: err}
 	}()
 
@@ -349,11 +349,11 @@ type listResult struct {
 	err error
 }
 
-// findObject returns the key of the object archived as name (whatever its
+// Find returns the key of the object archived as name (whatever its
 // codec), or "" when there is none. A List of the name's prefix answers for
 // every extension in one request; it also returns the name's .partial and
 // .backup files, which are skipped.
-func findObject(ctx context.Context, store cloud.Store, layout catalog.Layout, name string) (string, error) {
+func Find(ctx context.Context, store cloud.Store, layout catalog.Layout, name string) (string, error) {
 	want := layout.WALKey(name, "")
 	found := ""
 	err := store.List(ctx, want, func(a cloud.Attrs) error {

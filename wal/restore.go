@@ -123,7 +123,7 @@ func locate(ctx context.Context, store cloud.Store, layout catalog.Layout, name 
 	if !errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrNoBucket) {
 		return "", cloud.Attrs{}, fmt.Errorf("look for %s in the store: %w", name, err)
 	}
-	key, err = findObject(ctx, store, layout, name)
+	key, err = Find(ctx, store, layout, name)
 	if err != nil {
 		return "", cloud.Attrs{}, err
 	}
