@@ -45,9 +45,7 @@ func TestCopyThroughput(t *testing.T) {
 		defer s.Close()
 		st = s
 	} else {
-		m := newMemStore()
-		m.discard = true
-		st = m
+		st = discardPuts{cloud.NewMem()}
 	}
 	man, err := newManifestWriter(codec, 0, 150000, "1")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 )
 
@@ -16,16 +17,16 @@ func TestDoneRefusesRecordChangedMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
-		change func(t *testing.T, s *memStore, l catalog.Layout, id string)
+		change func(t *testing.T, s cloud.Store, l catalog.Layout, id string)
 		ok     bool
 	}{
-		{name: "unchanged", change: func(*testing.T, *memStore, catalog.Layout, string) {}, ok: true},
-		{name: "deleted", change: func(t *testing.T, s *memStore, l catalog.Layout, id string) {
+		{name: "unchanged", change: func(*testing.T, cloud.Store, catalog.Layout, string) {}, ok: true},
+		{name: "deleted", change: func(t *testing.T, s cloud.Store, l catalog.Layout, id string) {
 			if err := s.Delete(ctx, l.RecordKey(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "failed", change: func(t *testing.T, s *memStore, l catalog.Layout, id string) {
+		{name: "failed", change: func(t *testing.T, s cloud.Store, l catalog.Layout, id string) {
 			b, err := catalog.Load(ctx, s, l, id)
 			if err != nil {
 				t.Fatal(err)
@@ -37,7 +38,7 @@ func TestDoneRefusesRecordChangedMeanwhile(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMemStore()
+			s := cloud.NewMem()
 			now := time.Date(2026, 11, 24, 21, 48, 42, 0, time.UTC)
 			codec, _ := compress.Lookup("zstd")
 			r := &run{o: Options{Store: s, Server: "main", Codec: codec, now: func() time.Time { return now }}, layout: catalog.Layout{Server: "main"}}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 	"github.com/gbc-backup/gbc/pg"
 )
@@ -33,12 +34,12 @@ func finishedManifest(t *testing.T, codec compress.Codec, version int) (text []b
 	if err := m.Finish([]WALRange{{Timeline: 1, Start: 0x2000028, End: 0x2000100}}); err != nil {
 		t.Fatal(err)
 	}
-	st := newMemStore()
+	st := cloud.NewMem()
 	size, sum, err = m.Upload(context.Background(), st, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := st.objs["k"]
+	stored := storedBytes(t, st, "k")
 	h := sha256.Sum256(stored)
 	if int64(len(stored)) != size || hex.EncodeToString(h[:]) != sum {
 		t.Errorf("upload reports %d bytes %s, stored %d bytes %x", size, sum, len(stored), h)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
+	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/compress"
 )
 
@@ -46,7 +47,7 @@ func someFiles(max int64) []testFile {
 }
 
 // readPart decompresses and reads one stored part.
-func readPart(t *testing.T, st *memStore, key string, codec compress.Codec) []testFile {
+func readPart(t *testing.T, st cloud.Store, key string, codec compress.Codec) []testFile {
 	t.Helper()
 	rc, err := st.Get(context.Background(), key)
 	if err != nil {
@@ -88,7 +89,7 @@ func TestPartSplitting(t *testing.T) {
 			}
 			const max = 3 << 20
 			files := someFiles(max)
-			st := newMemStore()
+			st := cloud.NewMem()
 			var progressed int64
 			p := newPipeline(context.Background(), pipelineConfig{
 				Store: st, Layout: catalog.Layout{Server: "srv"}, ID: "20261124T214842Z", Codec: codec,
@@ -125,7 +126,7 @@ func TestPartSplitting(t *testing.T) {
 			var got []testFile
 			var total int64
 			for i, pt := range parts {
-				obj := st.objs[pt.Key]
+				obj := storedBytes(t, st, pt.Key)
 				sum := sha256.Sum256(obj)
 				if pt.SHA256 != hex.EncodeToString(sum[:]) || pt.StoredSize != int64(len(obj)) {
 					t.Errorf("part %s: record says %d bytes %s, stored %d bytes %x", pt.Key, pt.StoredSize, pt.SHA256, len(obj), sum)
@@ -184,13 +185,12 @@ func TestPartSplitting(t *testing.T) {
 // stored.
 func TestPipelineUploadFailure(t *testing.T) {
 	codec, _ := compress.Lookup("zstd")
-	st := newMemStore()
-	st.failPut = func(key string) error {
+	st := failPuts{Store: cloud.NewMem(), fail: func(key string) error {
 		if strings.Contains(key, "/2.tar") {
 			return errInjected
 		}
 		return nil
-	}
+	}}
 	p := newPipeline(context.Background(), pipelineConfig{
 		Store: st, Layout: catalog.Layout{Server: "srv"}, ID: "x", Codec: codec, Jobs: 2, MaxPartSize: 1 << 20, Uploads: 2,
 	})

@@ -34,6 +34,14 @@ func TestFileContract(t *testing.T) {
 	storetest.Run(t, s, suiteOptions())
 }
 
+// The in-memory store stands in for the real ones in other packages' unit
+// tests: it must meet the same contract.
+func TestMemContract(t *testing.T) {
+	s := cloud.NewMem()
+	defer s.Close()
+	storetest.Run(t, s, suiteOptions())
+}
+
 // isolateAWS keeps the host's AWS configuration out of a test.
 func isolateAWS(t *testing.T) {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 	"strings"
@@ -446,8 +445,7 @@ func TestRunUnreadableRecord(t *testing.T) {
 // flight (memory is measured by the e2e benchmark).
 func TestRunManyWAL(t *testing.T) {
 	ctx := context.Background()
-	mem := newMemStore()
-	s := &opStore{Store: mem}
+	s := &opStore{Store: cloud.NewMem()}
 	now := time.Now()
 	backup(t, s, now.Add(-2*day), catalog.StatusDone, 1, 15000, 15001, "")
 	for n := uint32(1); n <= 20000; n++ {
@@ -482,79 +480,6 @@ func TestRunManyWAL(t *testing.T) {
 		t.Errorf("%d Deletes in flight at most, want 2 to 3", m)
 	}
 }
-
-// memStore is a cloud.Store in memory, for tests that need many objects.
-type memStore struct {
-	mu   sync.Mutex
-	objs map[string]cloud.Attrs
-	data map[string]string
-}
-
-func newMemStore() *memStore {
-	return &memStore{objs: map[string]cloud.Attrs{}, data: map[string]string{}}
-}
-
-func (m *memStore) Put(_ context.Context, key string, r io.Reader, _ cloud.PutOptions) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.objs[key] = cloud.Attrs{Key: key, Size: int64(len(b)), ModTime: time.Now()}
-	m.data[key] = string(b)
-	return nil
-}
-
-func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.data[key]
-	if !ok {
-		return nil, fmt.Errorf("get %s: %w", key, cloud.ErrNotFound)
-	}
-	return io.NopCloser(strings.NewReader(d)), nil
-}
-
-func (m *memStore) Stat(_ context.Context, key string) (cloud.Attrs, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, ok := m.objs[key]
-	if !ok {
-		return a, fmt.Errorf("stat %s: %w", key, cloud.ErrNotFound)
-	}
-	return a, nil
-}
-
-func (m *memStore) List(_ context.Context, prefix string, fn func(cloud.Attrs) error) error {
-	m.mu.Lock()
-	var as []cloud.Attrs
-	for k, a := range m.objs {
-		if strings.HasPrefix(k, prefix) {
-			as = append(as, a)
-		}
-	}
-	m.mu.Unlock()
-	sort.Slice(as, func(i, j int) bool { return as[i].Key < as[j].Key })
-	for _, a := range as {
-		if err := fn(a); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *memStore) Delete(_ context.Context, keys ...string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, k := range keys {
-		delete(m.objs, k)
-		delete(m.data, k)
-	}
-	return nil
-}
-
-func (m *memStore) Close() error { return nil }
 
 func TestWalName(t *testing.T) {
 	for key, want := range map[string]string{
