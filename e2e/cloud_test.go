@@ -63,17 +63,8 @@ func TestCloudErrors(t *testing.T) {
 
 			// file:// has no credentials (and as root no permission can be
 			// denied); fake-gcs-server checks none.
-			var bad harness.Store
-			switch st.Name {
-			case "s3":
-				bad = st.WithEnv("AWS_SECRET_ACCESS_KEY=not-the-secret")
-			case "azure":
-				wrongKey := "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
-				bad = st.WithEnv(
-					"AZURE_STORAGE_CONNECTION_STRING="+strings.Replace(
-						connString(st), "AccountKey="+harness.AzuriteKey, "AccountKey="+wrongKey, 1),
-					"AZURE_STORAGE_KEY="+wrongKey)
-			default:
+			bad, ok := badCredentials(st)
+			if !ok {
 				return
 			}
 			t.Run("bad credentials", func(t *testing.T) {
@@ -135,6 +126,21 @@ func missingBucketURL(t *testing.T, st harness.Store) string {
 	}
 	t.Fatalf("unknown provider %s", st.Name)
 	return ""
+}
+
+// badCredentials returns st with wrong credentials, or false for providers
+// that check none (file://, fake-gcs-server).
+func badCredentials(st harness.Store) (harness.Store, bool) {
+	switch st.Name {
+	case "s3":
+		return st.WithEnv("AWS_SECRET_ACCESS_KEY=not-the-secret"), true
+	case "azure":
+		wrongKey := "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
+		return st.WithEnv(
+			"AZURE_STORAGE_CONNECTION_STRING="+strings.Replace(connString(st), "AccountKey="+harness.AzuriteKey, "AccountKey="+wrongKey, 1),
+			"AZURE_STORAGE_KEY="+wrongKey), true
+	}
+	return st, false
 }
 
 func connString(st harness.Store) string {

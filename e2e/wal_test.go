@@ -277,21 +277,6 @@ func checkLookAheadLog(t *testing.T, logPath string) {
 	t.Logf("%d archive_command calls answered from look-ahead markers", hits)
 }
 
-// badCredentials returns st with wrong credentials, or false for providers
-// that check none (file://, fake-gcs-server).
-func badCredentials(st harness.Store) (harness.Store, bool) {
-	switch st.Name {
-	case "s3":
-		return st.WithEnv("AWS_SECRET_ACCESS_KEY=not-the-secret"), true
-	case "azure":
-		wrongKey := "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
-		return st.WithEnv(
-			"AZURE_STORAGE_CONNECTION_STRING="+strings.Replace(connString(st), "AccountKey="+harness.AzuriteKey, "AccountKey="+wrongKey, 1),
-			"AZURE_STORAGE_KEY="+wrongKey), true
-	}
-	return st, false
-}
-
 // testLookAhead drives gbc-wal-archive as PostgreSQL's archiver does, on a
 // pg_wal of its own: the first call pushes the ready segments after its
 // own; a later call for one of them succeeds without the store (even with
