@@ -163,12 +163,14 @@ func CheckName(name string) error {
 }
 
 // checkNameFree refuses a name another backup of the server has, whatever
-// its status: a name must find one backup.
+// its status: a name must find one backup. The summaries hold every
+// record's name and status (STARTED, FAILED and unreadable ones included),
+// and cost one LIST and one GET where the full records cost a GET each.
 func (r *run) checkNameFree(ctx context.Context) error {
 	if r.o.Name == "" {
 		return nil
 	}
-	all, err := catalog.List(ctx, r.o.Store, r.layout)
+	all, err := catalog.Summaries(ctx, r.o.Store, r.layout)
 	if err != nil {
 		return err
 	}
