@@ -13,7 +13,6 @@ import (
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/e2e/harness"
-	"github.com/gbc-backup/gbc/restore"
 	"github.com/gbc-backup/gbc/snapshot"
 	"github.com/gbc-backup/gbc/snapshot/snapshottest"
 )
@@ -23,7 +22,8 @@ import (
 // mountinfo/sysfs tree that puts the test's PGDATA and tablespace on the
 // listed disks. The fake "snapshots" a disk by copying its files while the
 // backup runs; the copies are then put back as disks made from the
-// snapshots, checked and recovered to the end of the archived WAL.
+// snapshots, which gbc-restore --snapshot-recovery-instance checks and
+// prepares for recovery to the end of the archived WAL.
 
 const snapServer = "main"
 
@@ -218,21 +218,74 @@ func testSnapshotBackup(t *testing.T, sc *snapCloud) {
 			t.Fatal(err)
 		}
 	}
-	tree := snapshottest.NewTree(t)
+	// gbc-restore runs on db2 as PostgreSQL's user, with no provider
+	// option but the endpoint: region, zone, project and resource group
+	// come from the record.
+	tree := snapshottest.NewTreeIn(t, harness.TempDir(t))
 	sc.cloud.AddDisk(snapshottest.Disk{Name: "db2-boot", SizeGiB: 10})
 	sc.attach(tree, "db2", "db2-boot", -1, "sda")
 	tree.Mount("sda", "/", "ext4", "rw")
+	restoreEnv := append(append([]string(nil), db.st.Env...), awsEnv...)
+	gbcRestore := func(flags ...string) (string, int) {
+		t.Helper()
+		flags = append([]string{"--snapshot-recovery-instance", "db2", "--snapshot-host-root", tree.Root,
+			"--snapshot-endpoint-url", sc.conf.Endpoint, "--snapshot-poll-interval", "20ms", "--disable-archiving"}, flags...)
+		_, errOut, code := pg.RunGBC(t, restoreEnv, db.st.Argv("gbc-restore", flags, snapServer, rec.ID, pg.DataDir)...)
+		return errOut, code
+	}
+	kernels := map[string]string{}
 	for i, s := range rec.Snapshots {
 		disk := "db2-" + s.Disk
 		if err := sc.cloud.DiskFromSnapshot(disk, s.ID[strings.LastIndex(s.ID, "/")+1:]); err != nil {
 			t.Fatal(err)
 		}
-		kernel := "sd" + string(rune('c'+i))
-		sc.attach(tree, "db2", disk, i+2, kernel)
-		tree.Mount(kernel, s.MountPoint, "xfs", "rw")
+		kernels[s.Disk] = "sd" + string(rune('c'+i))
+	}
+	sc.attach(tree, "db2", "db2-pgdata", 2, kernels["pgdata"])
+	tree.Mount(kernels["pgdata"], rec.Snapshots[0].MountPoint, "xfs", "rw")
+
+	// Refusals, before anything is written: the tablespace's disk not
+	// attached, then attached but mounted elsewhere; a target before the
+	// end of the backup.
+	errOut, code = gbcRestore()
+	if code != 4 || !strings.Contains(errOut, "attached to instance db2") || !strings.Contains(errOut, rec.Snapshots[1].ID) {
+		t.Fatalf("gbc-restore with the tablespace's disk not attached: exit %d, want 4: %s", code, errOut)
+	}
+	sc.attach(tree, "db2", "db2-pgtblspc", 3, kernels["pgtblspc"])
+	tree.Mount(kernels["pgtblspc"], "/mnt/elsewhere", "xfs", "rw")
+	errOut, code = gbcRestore()
+	if code != 4 || !strings.Contains(errOut, "nothing is mounted at "+db.tsMount) {
+		t.Fatalf("gbc-restore with the tablespace's disk mounted elsewhere: exit %d, want 4: %s", code, errOut)
+	}
+	errOut, code = gbcRestore("--target-lsn", rec.BeginLSN)
+	if code != 2 || !strings.Contains(errOut, "--target-lsn") {
+		t.Fatalf("gbc-restore with a target before the end of the backup: exit %d, want 2: %s", code, errOut)
+	}
+	for _, name := range []string{"backup_label", "recovery.signal"} {
+		if _, err := os.Stat(filepath.Join(pg.DataDir, name)); err == nil {
+			t.Fatalf("a refused gbc-restore wrote %s", name)
+		}
 	}
 
-	// What gbc-restore --snapshot-recovery-instance db2 does.
+	tree.Mount(kernels["pgtblspc"], rec.Snapshots[1].MountPoint, "xfs", "rw")
+	if errOut, code := gbcRestore(); code != 0 {
+		t.Fatalf("gbc-restore --snapshot-recovery-instance: exit %d: %s", code, errOut)
+	}
+	conf, err := os.ReadFile(filepath.Join(pg.DataDir, "postgresql.auto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "restore_command = ") || !strings.Contains(string(conf), "gbc-wal-restore") {
+		t.Fatalf("postgresql.auto.conf has no restore_command calling gbc-wal-restore:\n%s", conf)
+	}
+
+	r := pg.StartFrom(t, pg.DataDir, 0)
+	r.WaitRecovered(t, 3*time.Minute)
+	if n, m := r.QueryInt(t, "SELECT count(*) FROM a"), r.QueryInt(t, "SELECT count(*) FROM b"); n != 1500 || m != 1000 {
+		t.Fatalf("recovered %d rows in a and %d in b, want 1500 and 1000", n, m)
+	}
+
+	// Deleting the backup's snapshots, twice: the second finds them gone.
 	for _, kv := range awsEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
@@ -242,29 +295,6 @@ func testSnapshotBackup(t *testing.T, sc *snapCloud) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.CheckRecovery(ctx, p, snapshot.LocalHost{Root: db.tree.Root}, "db1", &rec, pg.DataDir); err == nil {
-		t.Fatal("recovery accepted on the source instance, whose disks are not made from the snapshots")
-	}
-	if err := snapshot.CheckRecovery(ctx, p, snapshot.LocalHost{Root: tree.Root}, "db2", &rec, pg.DataDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := snapshot.WriteLabelFiles(pg.DataDir, &rec); err != nil {
-		t.Fatal(err)
-	}
-	rc := restore.RecoveryConfig{
-		WALRestore: harness.Bin(t, "gbc-wal-restore"), StoreArgs: db.st.Args, StoreURL: db.st.URL, Server: snapServer,
-		DisableArchiving: true, BackupID: rec.ID, Now: time.Now(),
-	}
-	appendFile(t, filepath.Join(pg.DataDir, "postgresql.auto.conf"), rc.Render())
-	appendFile(t, filepath.Join(pg.DataDir, "recovery.signal"), "")
-
-	r := pg.StartFrom(t, pg.DataDir, 0)
-	r.WaitRecovered(t, 3*time.Minute)
-	if n, m := r.QueryInt(t, "SELECT count(*) FROM a"), r.QueryInt(t, "SELECT count(*) FROM b"); n != 1500 || m != 1000 {
-		t.Fatalf("recovered %d rows in a and %d in b, want 1500 and 1000", n, m)
-	}
-
-	// Deleting the backup's snapshots, twice: the second finds them gone.
 	for i := 0; i < 2; i++ {
 		if err := snapshot.DeleteAll(ctx, &rec, func(ctx context.Context, c snapshot.Config) (snapshot.Provider, error) {
 			return p, nil
@@ -277,24 +307,11 @@ func testSnapshotBackup(t *testing.T, sc *snapCloud) {
 	}
 }
 
-func appendFile(t *testing.T, name, text string) {
-	t.Helper()
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	harness.ChownToPG(t, name)
-}
-
 // TestSnapshotBackupRefusals: a disk not attached, PGDATA or a tablespace
 // off the listed disks, a snapshot that fails and one that never
-// completes, on a real cluster; then a good backup of the same cluster.
+// completes, on a real cluster; then a good backup of the same cluster,
+// which gbc-restore refuses without --snapshot-recovery-instance, as it
+// refuses a file backup with it.
 func TestSnapshotBackupRefusals(t *testing.T) {
 	sc := newSnapCloud(t, "aws")
 	db := newSnapDB(t, sc)
@@ -338,10 +355,34 @@ func TestSnapshotBackupRefusals(t *testing.T) {
 	}
 
 	sc.cloud.SetOutcome(snapshottest.Complete, 2)
-	if out, errOut, code := db.backup(t, []string{"pgdata", "pgtblspc"}); code != 0 {
+	out, errOut, code := db.backup(t, []string{"pgdata", "pgtblspc"})
+	if code != 0 {
 		t.Fatalf("backup after failures: exit %d: %s %s", code, out, errOut)
 	}
 	if live := sc.cloud.Live(); len(live) != 2 {
 		t.Fatalf("live snapshots %v, want the last backup's two", live)
+	}
+
+	// gbc-restore refuses a snapshot backup without
+	// --snapshot-recovery-instance, and a file backup with it.
+	snapID := strings.TrimSpace(out)
+	env := append(append([]string(nil), db.st.Env...), awsEnv...)
+	dest := filepath.Join(harness.TempDir(t), "pgdata")
+	_, errOut, code = db.pg.RunGBC(t, env, db.st.Argv("gbc-restore", nil, snapServer, snapID, dest)...)
+	if code != 2 || !strings.Contains(errOut, "is a snapshot backup") || !strings.Contains(errOut, "--snapshot-recovery-instance") {
+		t.Fatalf("gbc-restore of a snapshot backup without --snapshot-recovery-instance: exit %d, want 2: %s", code, errOut)
+	}
+	out, errOut, code = db.pg.RunGBC(t, env, db.st.Argv("gbc-backup", nil, snapServer)...)
+	if code != 0 {
+		t.Fatalf("file backup: exit %d: %s", code, errOut)
+	}
+	fileID := strings.TrimSpace(out)
+	flags := []string{"--snapshot-recovery-instance", "db1", "--snapshot-host-root", db.tree.Root, "--snapshot-endpoint-url", sc.conf.Endpoint}
+	_, errOut, code = db.pg.RunGBC(t, env, db.st.Argv("gbc-restore", flags, snapServer, fileID, dest)...)
+	if code != 2 || !strings.Contains(errOut, "not a snapshot backup") || !strings.Contains(errOut, "without --snapshot-recovery-instance") {
+		t.Fatalf("gbc-restore --snapshot-recovery-instance of a file backup: exit %d, want 2: %s", code, errOut)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		t.Fatalf("a refused gbc-restore created %s", dest)
 	}
 }

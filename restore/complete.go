@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // complete writes what the parts do not hold, once they are all extracted:
@@ -194,4 +196,44 @@ func writeRecovery(root *os.Root, c RecoveryConfig) error {
 		return fmt.Errorf("write %s: %w", autoConf, err)
 	}
 	return nil
+}
+
+// WriteRecovery writes c into the data directory dir as Run does after
+// extracting a backup, for a data directory that is already in place:
+// disks made from a snapshot backup's snapshots. Run makes its files
+// durable with the rest of the restore; here nothing else follows, so
+// both files and dir are synced now. gbc-restore may run as root on a
+// directory that PostgreSQL's user owns, and PostgreSQL must be able to
+// read postgresql.auto.conf (and rewrite it on ALTER SYSTEM): the files
+// go to the directory's owner.
+func WriteRecovery(dir string, c RecoveryConfig) error {
+	// Resolved once: a data directory given through a symbolic link is
+	// still synced (fsyncPath follows no link).
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	defer root.Close()
+	if err := writeRecovery(root, c); err != nil {
+		return err
+	}
+	info, err := root.Stat(".")
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	for _, name := range []string{recoverySignal, autoConf} {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			if err := root.Chown(name, int(st.Uid), int(st.Gid)); err != nil {
+				return fmt.Errorf("give %s to the data directory's owner: %w", name, err)
+			}
+		}
+		if err := fsyncPath(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return fsyncPath(dir)
 }

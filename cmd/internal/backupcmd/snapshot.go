@@ -37,22 +37,16 @@ STORE_URL's scheme. Credentials come from each SDK's standard chain.
 
 // snapshotFlags are gbc-backup's options for snapshot backups.
 func snapshotFlags() []ucli.Flag {
-	hidden := func(f *ucli.StringFlag) *ucli.StringFlag { f.Hidden = true; return f }
-	return append([]ucli.Flag{
+	flags := []ucli.Flag{
 		cli.String("snapshot-instance", "take a snapshot backup of the disks of this instance (the one gbc-backup runs on): AWS instance id or Name tag, GCP instance name, Azure VM name", ""),
 		&ucli.StringSliceFlag{Name: "snapshot-disk", Usage: "a disk to snapshot (AWS volume id or Name tag, GCP or Azure disk name); repeat for each disk holding PGDATA or a tablespace", EnvVars: []string{"GBC_SNAPSHOT_DISK"}},
 		cli.String("snapshot-provider", "aws, gcp or azure (default: from the provider options given, else from STORE_URL)", ""),
-		cli.String("snapshot-zone", "GCP: the instance's zone", ""),
-		cli.String("gcp-project", "GCP: the project of the instance and its snapshots", ""),
-		cli.String("azure-subscription-id", "Azure: the subscription of the VM and its snapshots", ""),
-		cli.String("azure-resource-group", "Azure: the resource group of the VM, where snapshots are made", ""),
-		cli.String("aws-region", "AWS: the instance's region (default: the SDK's configuration, then the instance's own)", ""),
 		cli.String("snapshot-lock-mode", "AWS: lock each snapshot, in compliance or governance mode (see EBS snapshot lock)", ""),
 		cli.Int("snapshot-lock-duration", "AWS: days each snapshot stays locked (with --snapshot-lock-mode)", 0),
 		&ucli.DurationFlag{Name: "snapshot-timeout", Usage: "give up when the snapshots are not complete after this long", Value: 6 * time.Hour, EnvVars: []string{"GBC_SNAPSHOT_TIMEOUT"}},
-		// For tests: a fake machine's /proc, /sys and /dev.
-		hidden(cli.String("snapshot-host-root", "read mounts and devices under this directory instead of /", "")),
-	}, cli.SnapshotAPIFlags()...)
+	}
+	flags = append(flags, cli.SnapshotInstanceFlags()...)
+	return append(flags, cli.SnapshotAPIFlags()...)
 }
 
 // runBackup takes the backup gbc-backup's options ask for: a snapshot
@@ -89,15 +83,8 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 	if e.String("method") != "" {
 		return so, cli.Usagef("--method does not apply to a snapshot backup (--snapshot-instance)")
 	}
-	conf := snapshot.Config{
-		Provider:       e.String("snapshot-provider"),
-		Region:         e.String("aws-region"),
-		Zone:           e.String("snapshot-zone"),
-		Project:        e.String("gcp-project"),
-		SubscriptionID: e.String("azure-subscription-id"),
-		ResourceGroup:  e.String("azure-resource-group"),
-	}
-	conf.Endpoint, conf.PollInterval = e.SnapshotAPI()
+	conf := e.SnapshotConfig()
+	conf.Provider = e.String("snapshot-provider")
 	if conf.Provider == "" {
 		conf.Provider = inferProvider(conf, e.Args[0])
 		if conf.Provider == "" {
@@ -121,9 +108,7 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 	if so.Timeout = e.Duration("snapshot-timeout"); so.Timeout < 0 {
 		return so, cli.Usagef("--snapshot-timeout must not be negative")
 	}
-	if root := e.String("snapshot-host-root"); root != "" {
-		so.Host = snapshot.LocalHost{Root: root}
-	}
+	so.Host = e.SnapshotHost()
 	p, err := snapshot.Open(ctx, conf)
 	if err != nil {
 		return so, fmt.Errorf("snapshot provider %s: %w", conf.Provider, err)

@@ -4,12 +4,15 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gbc-backup/gbc/snapshot"
 )
 
 // SnapshotAPIFlags point a command at a provider's compute API other than
 // the public one (a private cloud, an emulator). Every command that talks
 // to the provider about snapshots takes them: gbc-backup creates them,
-// gbc-backup-delete deletes them, and a record never holds an endpoint.
+// gbc-backup-delete deletes them, gbc-restore checks the disks made from
+// them, and a record never holds an endpoint.
 func SnapshotAPIFlags() []ucli.Flag {
 	return []ucli.Flag{
 		String("snapshot-endpoint-url", "the provider's compute API endpoint, for private clouds and emulators", ""),
@@ -23,4 +26,43 @@ func SnapshotAPIFlags() []ucli.Flag {
 // override and the poll interval (0: the provider's default).
 func (e *Env) SnapshotAPI() (endpoint string, poll time.Duration) {
 	return e.String("snapshot-endpoint-url"), e.Duration("snapshot-poll-interval")
+}
+
+// SnapshotInstanceFlags locate the instance a command runs on and its
+// disks (gbc-backup: the one backed up; gbc-restore: the recovery
+// instance, which may live in another zone or resource group than the
+// record says), and where this machine's mounts and devices are read.
+func SnapshotInstanceFlags() []ucli.Flag {
+	hostRoot := String("snapshot-host-root", "read mounts and devices under this directory instead of /", "")
+	// For tests: a fake machine's /proc, /sys and /dev.
+	hostRoot.Hidden = true
+	return []ucli.Flag{
+		String("snapshot-zone", "GCP: the instance's zone", ""),
+		String("gcp-project", "GCP: the project of the instance and its snapshots", ""),
+		String("azure-subscription-id", "Azure: the subscription of the VM and its snapshots", ""),
+		String("azure-resource-group", "Azure: the resource group of the VM (gbc-backup makes the snapshots there)", ""),
+		String("aws-region", "AWS: the instance's region (default: the SDK's configuration, then the instance's own)", ""),
+		hostRoot,
+	}
+}
+
+// SnapshotConfig returns the provider configuration given by
+// SnapshotInstanceFlags and SnapshotAPIFlags; the provider itself is the
+// caller's to choose (gbc-backup infers it, gbc-restore reads the record).
+func (e *Env) SnapshotConfig() snapshot.Config {
+	c := snapshot.Config{
+		Region:         e.String("aws-region"),
+		Zone:           e.String("snapshot-zone"),
+		Project:        e.String("gcp-project"),
+		SubscriptionID: e.String("azure-subscription-id"),
+		ResourceGroup:  e.String("azure-resource-group"),
+	}
+	c.Endpoint, c.PollInterval = e.SnapshotAPI()
+	return c
+}
+
+// SnapshotHost is this machine's mounts and devices, or the fake tree of
+// --snapshot-host-root.
+func (e *Env) SnapshotHost() snapshot.LocalHost {
+	return snapshot.LocalHost{Root: e.String("snapshot-host-root")}
 }

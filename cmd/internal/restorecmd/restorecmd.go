@@ -58,11 +58,12 @@ func Command() *cli.Command {
 		cli.Bool("no-wal-check", "skip checking that the store holds the backup's WAL, from the same cluster"),
 		cli.String("sync-method", "make the restore durable with fsync (syncfs, then fsync of every file and directory) or syncfs (of each file system only, faster with many files; Linux 5.8+ reports its errors)", restore.SyncFsync),
 	)
+	flags = append(flags, snapshotFlags()...)
 	return &cli.Command{
 		Name:        "gbc-restore",
 		Usage:       "rebuild a data directory from a backup, ready for point-in-time recovery",
 		ArgsUsage:   "STORE_URL SERVER_NAME BACKUP_ID DEST_DIR",
-		Description: description,
+		Description: description + snapshotDescription,
 		MinArgs:     4,
 		MaxArgs:     4,
 		Flags:       flags,
@@ -95,6 +96,10 @@ func run(ctx context.Context, e *cli.Env) error {
 	if noRecovery && target.Kind() != "" {
 		return cli.Usagef("--no-recovery-config writes no recovery settings, so a recovery target cannot be given with it")
 	}
+	instance := e.String("snapshot-recovery-instance")
+	if err := checkSnapshotArgs(instance, relocate); err != nil {
+		return err
+	}
 
 	s, err := e.OpenStore(ctx, storeURL)
 	if err != nil {
@@ -109,13 +114,23 @@ func run(ctx context.Context, e *cli.Env) error {
 	if b.Status != catalog.StatusDone {
 		return cli.Exitf(cli.ExitNotFound, "backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
 	}
+	if err := checkMethod(b, instance); err != nil {
+		return err
+	}
 	if err := target.Reachable(b); err != nil {
 		return cli.Exit(cli.ExitUsage, err)
 	}
-	if _, err := restore.Plan(b, dest, relocate); err != nil {
-		return cli.Exit(cli.ExitUsage, err)
+	if instance != "" {
+		if err := checkSnapshotRecovery(ctx, e, b, instance, dest); err != nil {
+			return err
+		}
+		e.Log.Infof("recovering snapshot backup %s%s (ended %s) in %s, on disks made from its snapshots", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), dest)
+	} else {
+		if _, err := restore.Plan(b, dest, relocate); err != nil {
+			return cli.Exit(cli.ExitUsage, err)
+		}
+		e.Log.Infof("restoring backup %s%s (ended %s, %s) into %s", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), listcmd.Bytes(b.DataSize), dest)
 	}
-	e.Log.Infof("restoring backup %s%s (ended %s, %s) into %s", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), listcmd.Bytes(b.DataSize), dest)
 
 	if !noRecovery && !e.Bool("no-wal-check") {
 		if err := restore.CheckWAL(ctx, s, layout, b); err != nil {
@@ -146,11 +161,41 @@ func run(ctx context.Context, e *cli.Env) error {
 			Now:              time.Now(),
 		}
 	}
-	res, err := restore.Run(ctx, restore.Options{
-		Store: s, Layout: layout, Backup: b, Dest: dest,
-		Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, SyncMethod: syncMethod,
-		Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
-	})
+	if instance != "" {
+		err = recoverSnapshot(e, b, dest, rc)
+	} else {
+		err = restoreFiles(ctx, e, restore.Options{
+			Store: s, Layout: layout, Backup: b, Dest: dest,
+			Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, SyncMethod: syncMethod,
+			Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		if kind := target.Kind(); kind != "" {
+			e.Log.Infof("recovery will stop at --target-%s; restore_command: %s", kind, rc.RestoreCommand())
+		} else {
+			e.Log.Infof("recovery will replay all archived WAL; restore_command: %s", rc.RestoreCommand())
+		}
+		if !rc.DisableArchiving {
+			e.Log.Warnf("the restored server keeps the original's archive_mode and archive_command: if it archives, its new timeline goes to where the original archives (use --disable-archiving for a copy)")
+		}
+	}
+	if os.Geteuid() == 0 && instance == "" {
+		// A snapshot recovery's few files go to the data directory's
+		// owner; a file restore's are too many to chown one by one.
+		e.Log.Warnf("the files belong to root: give them to PostgreSQL's OS user (chown -R postgres: %s) before starting it", dest)
+	}
+	e.Log.Infof("start it with: pg_ctl -D %s start", dest)
+	return nil
+}
+
+// restoreFiles downloads the backup's parts into o.Dest and reports what
+// it restored.
+func restoreFiles(ctx context.Context, e *cli.Env, o restore.Options) error {
+	res, err := restore.Run(ctx, o)
 	if err != nil {
 		var ne *restore.NotEmptyError
 		if errors.As(err, &ne) {
@@ -165,20 +210,6 @@ func run(ctx context.Context, e *cli.Env) error {
 	for _, p := range res.Tablespaces {
 		e.Log.Infof("tablespace %s (oid %s) restored into %s", p.Name, p.OID, p.Location)
 	}
-	if rc != nil {
-		if kind := target.Kind(); kind != "" {
-			e.Log.Infof("recovery will stop at --target-%s; restore_command: %s", kind, rc.RestoreCommand())
-		} else {
-			e.Log.Infof("recovery will replay all archived WAL; restore_command: %s", rc.RestoreCommand())
-		}
-		if !rc.DisableArchiving {
-			e.Log.Warnf("the restored server keeps the original's archive_mode and archive_command: if it archives, its new timeline goes to where the original archives (use --disable-archiving for a copy)")
-		}
-	}
-	if os.Geteuid() == 0 {
-		e.Log.Warnf("the files belong to root: give them to PostgreSQL's OS user (chown -R postgres: %s) before starting it", dest)
-	}
-	e.Log.Infof("start it with: pg_ctl -D %s start", dest)
 	return nil
 }
 
