@@ -98,11 +98,26 @@ func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
 		conn.Close(ctx)
 		return r.stream(ctx)
 	}
+	rec, err := r.begin(ctx, conn, si, MethodLocal)
+	if err != nil {
+		return nil, err
+	}
+	r.o.logf("backup %s of server %s started (method local, data directory %s)", rec.ID, r.o.Server, si.dataDir)
+	r.heartbeat(ctx)
+	b, err := r.localCopy(ctx, conn, si)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return b, nil
+}
+
+// begin writes the STARTED record of a backup read from this host's disks
+// (local and snapshot methods), after checking the name is free.
+func (r *run) begin(ctx context.Context, conn *pg.Conn, si *serverInfo, method string) (*catalog.Backup, error) {
 	if err := r.checkNameFree(ctx); err != nil {
 		return nil, err
 	}
-
-	rec := r.newRecord(MethodLocal)
+	rec := r.newRecord(method)
 	rec.PGVersion, rec.PGVersionString = si.version, si.versionString
 	rec.SystemIdentifier, rec.WALSegmentSize = si.systemID, si.segSize
 	rec.DataDirectory, rec.FromStandby = si.dataDir, si.inRecovery
@@ -120,13 +135,7 @@ func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
 	if err := r.create(ctx, rec); err != nil {
 		return nil, err
 	}
-	r.o.logf("backup %s of server %s started (method local, data directory %s)", rec.ID, r.o.Server, si.dataDir)
-	r.heartbeat(ctx)
-	b, err := r.localCopy(ctx, conn, si)
-	if err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	return b, nil
+	return rec, nil
 }
 
 func setBegin(b *catalog.Backup, tli uint32, lsn pg.LSN, segSize int64) {
@@ -162,16 +171,7 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	prog := r.startProgress(total)
 	defer prog.stop()
 	p := newPipeline(ctx, r.pipelineConfig(prog.add))
-	// fail stops the pipeline; the error that stopped it is the one worth
-	// reporting, not the cancellations it caused.
-	fail := func(err error) (*catalog.Backup, error) {
-		p.abort(err)
-		_, werr := p.wait()
-		if werr != nil && !errors.Is(werr, err) && !errors.Is(werr, context.Canceled) {
-			err = errors.Join(err, werr)
-		}
-		return nil, err
-	}
+	fail := func(err error) (*catalog.Backup, error) { return nil, p.stop(err) }
 	c := &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
 	stopWatch := watchSession(p, conn, r.o.sessionCheckEvery)
 	res, err := r.copyFiles(p, c, si)

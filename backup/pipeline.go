@@ -212,6 +212,17 @@ func (p *pipeline) abort(err error) {
 	p.cancel(err)
 }
 
+// stop aborts the pipeline with err and waits for it. The error that
+// stopped it is the one worth reporting, not the cancellations it caused.
+func (p *pipeline) stop(err error) error {
+	p.abort(err)
+	_, werr := p.wait()
+	if werr != nil && !errors.Is(werr, err) && !errors.Is(werr, context.Canceled) {
+		err = errors.Join(err, werr)
+	}
+	return err
+}
+
 // wait ends the pipeline once every archive is closed and returns the
 // stored parts, PGDATA's first, each archive's in order.
 func (p *pipeline) wait() ([]catalog.Part, error) {

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
@@ -112,23 +111,8 @@ func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.B
 	if target, err := os.Readlink(filepath.Join(si.dataDir, "pg_wal")); err == nil {
 		r.o.warnf("pg_wal is a link to %s: unless that is on a snapshotted disk, create it (empty, owned by PostgreSQL's user) on the recovery instance before starting PostgreSQL", target)
 	}
-	if err := r.checkNameFree(ctx); err != nil {
-		return nil, err
-	}
-
-	rec := r.newRecord(MethodSnapshot)
-	rec.PGVersion, rec.PGVersionString = si.version, si.versionString
-	rec.SystemIdentifier, rec.WALSegmentSize = si.systemID, si.segSize
-	rec.DataDirectory, rec.FromStandby = si.dataDir, si.inRecovery
-	redo, tli, err := conn.Checkpoint(ctx)
+	rec, err := r.begin(ctx, conn, si, MethodSnapshot)
 	if err != nil {
-		return nil, err
-	}
-	setBegin(rec, tli, redo, si.segSize)
-	for _, t := range si.tablespaces {
-		rec.Tablespaces = append(rec.Tablespaces, catalog.Tablespace{OID: strconv.FormatUint(uint64(t.OID), 10), Name: t.Name, Location: t.Location})
-	}
-	if err := r.create(ctx, rec); err != nil {
 		return nil, err
 	}
 	r.o.logf("backup %s of server %s started (method snapshot, %s instance %s)", rec.ID, r.o.Server, so.Provider.Name(), so.Instance)

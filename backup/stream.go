@@ -119,14 +119,7 @@ func (r *run) streamCopy(ctx context.Context, rc *pg.ReplConn, segSize int64) (*
 	prog := r.startProgress(0)
 	defer prog.stop()
 	p := newPipeline(ctx, r.pipelineConfig(prog.add))
-	fail := func(err error) (*catalog.Backup, error) {
-		p.abort(err)
-		_, werr := p.wait()
-		if werr != nil && !errors.Is(werr, err) && !errors.Is(werr, context.Canceled) {
-			err = errors.Join(err, werr)
-		}
-		return nil, err
-	}
+	fail := func(err error) (*catalog.Backup, error) { return nil, p.stop(err) }
 	var (
 		label, spcMap     bytes.Buffer
 		files             int64
