@@ -33,18 +33,7 @@ type AzureServer struct {
 // SharedAzurite.
 func StartAzurite(t testing.TB) *AzureServer {
 	t.Helper()
-	dir := tempDir(t, "gbc-azurite-")
-	s, err := startAzurite(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("last lines of the Azurite log:\n%s", s.p.logTail(50))
-		}
-		s.p.kill()
-	})
-	return s
+	return startForTest(t, "gbc-azurite-", "Azurite", startAzurite, func(s *AzureServer) *proc { return s.p })
 }
 
 // SharedAzurite returns the Azurite server shared by every test of this

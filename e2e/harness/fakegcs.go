@@ -26,18 +26,7 @@ type GCSServer struct {
 // when the test ends. Prefer SharedFakeGCS.
 func StartFakeGCS(t testing.TB) *GCSServer {
 	t.Helper()
-	dir := tempDir(t, "gbc-gcs-")
-	s, err := startFakeGCS(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("last lines of the fake-gcs-server log:\n%s", s.p.logTail(50))
-		}
-		s.p.kill()
-	})
-	return s
+	return startForTest(t, "gbc-gcs-", "fake-gcs-server", startFakeGCS, func(s *GCSServer) *proc { return s.p })
 }
 
 // SharedFakeGCS returns the fake-gcs-server shared by every test of this

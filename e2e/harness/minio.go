@@ -35,18 +35,7 @@ type S3Server struct {
 // server.
 func StartMinIO(t testing.TB) *S3Server {
 	t.Helper()
-	dir := tempDir(t, "gbc-minio-")
-	s, err := startMinIO(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("last lines of the MinIO log:\n%s", s.p.logTail(50))
-		}
-		s.p.kill()
-	})
-	return s
+	return startForTest(t, "gbc-minio-", "MinIO", startMinIO, func(s *S3Server) *proc { return s.p })
 }
 
 // SharedMinIO returns the MinIO server shared by every test of this test

@@ -61,6 +61,25 @@ func Stores(t testing.TB) []Store {
 	return stores
 }
 
+// startForTest starts a server in a temporary directory of the test's own
+// and kills it when the test ends, showing the end of its log if the test
+// failed.
+func startForTest[T any](t testing.TB, pattern, what string, start func(dir string) (T, error), procOf func(T) *proc) T {
+	t.Helper()
+	s, err := start(tempDir(t, pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p := procOf(s)
+		if t.Failed() {
+			t.Logf("last lines of the %s log:\n%s", what, p.logTail(50))
+		}
+		p.kill()
+	})
+	return s
+}
+
 func startShared[T any](pattern string, start func(dir string) (T, error)) (T, error) {
 	dir, err := sharedTempDir(pattern)
 	if err != nil {
