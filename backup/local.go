@@ -72,20 +72,31 @@ func (si *serverInfo) versionDir() string {
 	return fmt.Sprintf("PG_%d_%d", si.version/10000, si.catalogVer)
 }
 
+// connect opens the session the backup is held on and reads what the
+// backup needs to know of the server. The caller closes the session:
+// closing it aborts a backup still running on it, so every failure leaves
+// the server as it was.
+func (r *run) connect(ctx context.Context) (*pg.Conn, *serverInfo, error) {
+	conn, err := pg.Connect(ctx, r.o.ConnString, appName)
+	if err != nil {
+		return nil, nil, err
+	}
+	si, err := r.inspect(ctx, conn)
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return conn, si, nil
+}
+
 // local takes the backup from files read on this host, between
 // pg_backup_start and pg_backup_stop on one held session.
 func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
-	conn, err := pg.Connect(ctx, r.o.ConnString, appName)
+	conn, si, err := r.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Closing the session aborts a backup still running on it, so every
-	// failure below leaves the server as it was.
 	defer conn.Close(context.WithoutCancel(ctx))
-	si, err := r.inspect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
 	ok, err := readableDataDir(si.dataDir, si.systemID)
 	if err != nil && r.o.Method == MethodLocal {
 		return nil, err

@@ -70,16 +70,11 @@ func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.B
 	}
 	r := &run{o: o, layout: catalog.Layout{Server: o.Server}}
 
-	conn, err := pg.Connect(ctx, o.ConnString, appName)
+	conn, si, err := r.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Closing the session aborts a backup still running on it.
 	defer conn.Close(context.WithoutCancel(ctx))
-	si, err := r.inspect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
 	// The disks snapshotted are this machine's: the server gbc talks to
 	// must be the one whose files are here, or the snapshots would hold
 	// another cluster than the record describes.
