@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"gocloud.dev/blob"
@@ -51,7 +52,10 @@ type s3Store struct {
 // shared files) but sends nothing over the network: credentials are
 // resolved on the first request.
 func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
-	var load []func(*config.LoadOptions) error
+	// The SDK's own logger prints warnings (an IMDSv1 fallback, say) to
+	// stderr before the request fails; the failure itself comes back as an
+	// error that carries the cause, and a command prints that as one line.
+	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if opts.Region != "" {
 		load = append(load, config.WithRegion(opts.Region))
 	}

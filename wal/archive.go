@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
@@ -29,10 +28,14 @@ type Opener func(ctx context.Context) (cloud.Store, error)
 type ArchiveOptions struct {
 	Codec compress.Codec
 	Level int
-	// MaxParallel is how many files one call pushes at once: the one asked
-	// for and up to MaxParallel-1 segments that PostgreSQL has marked .ready
-	// after it. 1 (or less) disables look-ahead.
+	// MaxParallel is how many segments are pushed at once: the one asked
+	// for and MaxParallel-1 by the background pusher. 1 (or less) disables
+	// push-ahead.
 	MaxParallel int
+	// StartPusher starts PushAhead in the background for the .ready
+	// segments after the one given (gbc-wal-archive starts a detached
+	// process). Nil disables push-ahead.
+	StartPusher func(after Name) error
 	// Target identifies the store (its URL and endpoint). Look-ahead
 	// markers record it, so that a marker written while archiving to one
 	// store never answers for another after archive_command changed.
@@ -48,8 +51,9 @@ type ArchiveResult struct {
 	FromMarker bool
 	// AlreadyStored: identical content was already in the store.
 	AlreadyStored bool
-	// Ahead lists the .ready segments pushed ahead of PostgreSQL's calls.
-	Ahead []string
+	// StartedPusher: a background pusher was started for the .ready
+	// segments after this one.
+	StartedPusher bool
 }
 
 // bufferLimit is the largest file compressed into memory before upload.
@@ -66,10 +70,11 @@ const bufferLimit = 64 << 20
 // content under the same name yields ErrConflict and leaves the stored
 // object alone.
 //
-// With opts.MaxParallel > 1 it also pushes the next .ready segments of the
-// same directory in parallel and leaves a marker for each, which a later
-// call for that segment verifies against the file on disk before answering
-// at once (see lookahead.go).
+// A segment that a background pusher stored ahead of this call (see
+// pushahead.go) is answered from its marker once the file on disk is
+// verified against it; if the pusher is still at work on it, Archive waits
+// for it. When more segments are .ready after this one and no pusher runs,
+// Archive starts one through opts.StartPusher.
 func Archive(ctx context.Context, open Opener, layout catalog.Layout, path string, opts ArchiveOptions) (ArchiveResult, error) {
 	log := orNop(opts.Log)
 	base := filepath.Base(path)
@@ -81,10 +86,22 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 	la := lookAhead{dir: filepath.Dir(path), identity: markerIdentity(opts.Target, layout), log: log}
 
 	// The cheap path first: no store client at all.
-	if la.consume(name) {
+	if name.Kind == Segment && la.await(ctx, name) {
 		log.Debugf("%s was pushed ahead and still matches its checksum: nothing to send", base)
 		res.FromMarker = true
 		return res, nil
+	}
+
+	if opts.MaxParallel > 1 && opts.StartPusher != nil && name.Kind == Segment && len(la.ready(name, 1)) > 0 {
+		if _, running := la.pusher(); !running {
+			// Started before this push, so that both run at once; a
+			// failure to start it only costs speed.
+			if err := opts.StartPusher(name); err != nil {
+				log.Debugf("background pusher not started: %v", err)
+			} else {
+				res.StartedPusher = true
+			}
+		}
 	}
 
 	store, err := open(ctx)
@@ -96,51 +113,8 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 	// only worth a directory read when real work is done anyway.
 	defer la.clean()
 	p := pusher{store: store, layout: layout, codec: opts.Codec, level: opts.Level, log: log}
-
-	var ahead []Name
-	if opts.MaxParallel > 1 && name.Kind == Segment {
-		ahead = la.ready(name, opts.MaxParallel-1)
-	}
-	if len(ahead) == 0 {
-		done, err := p.push(ctx, path, name)
-		res.AlreadyStored = done.already
-		return res, err
-	}
-
-	// The file asked for and the ones ahead go up together. A failure of
-	// the first cancels the others, since the call fails anyway and
-	// PostgreSQL will retry; a failure of one ahead only costs its marker.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	for _, a := range ahead {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			done, err := p.push(ctx, filepath.Join(la.dir, a.String()), a)
-			if err == nil {
-				err = la.mark(a, done.sum, done.size)
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warnf("pushing %s ahead: %v (it will be pushed when PostgreSQL asks for it)", a, err)
-				}
-				return
-			}
-			mu.Lock()
-			res.Ahead = append(res.Ahead, a.String())
-			mu.Unlock()
-		}()
-	}
 	done, err := p.push(ctx, path, name)
 	res.AlreadyStored = done.already
-	if err != nil {
-		cancel()
-	}
-	wg.Wait()
 	return res, err
 }
 
@@ -157,9 +131,10 @@ type pusher struct {
 
 // pushed describes a file that is now in the store.
 type pushed struct {
-	sum     string // sha256 of the content, hex
-	size    int64
-	already bool // identical content was already stored
+	sum         string // sha256 of the content, hex
+	fingerprint string // xxh3-128 of the content, hex (see digest)
+	size        int64
+	already     bool // identical content was already stored
 }
 
 // push stores the file at path as name.
@@ -194,22 +169,22 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	}()
 
 	var (
-		sum      string
+		d        *digest
 		body     io.ReadSeeker // nil: too large to buffer, compress on the fly
 		bodySize int64
 	)
 	switch {
 	case p.codec.Ext() == "":
-		sum, err = hashOpen(f, size)
+		d, err = hashOpen(f, size)
 		body, bodySize = io.NewSectionReader(f, 0, size), size
 	case size <= cmp.Or(p.bufLimit, bufferLimit):
 		var buf *bytes.Buffer
-		buf, sum, err = p.compressToMemory(f, size)
+		buf, d, err = p.compressToMemory(f, size)
 		if buf != nil {
 			body, bodySize = bytes.NewReader(buf.Bytes()), int64(buf.Len())
 		}
 	default:
-		sum, err = hashOpen(f, size)
+		d, err = hashOpen(f, size)
 	}
 	found := <-existing
 	if err != nil {
@@ -218,7 +193,8 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	if found.err != nil {
 		return pushed{}, found.err
 	}
-	done := pushed{sum: sum, size: size}
+	sum := d.sum()
+	done := pushed{sum: sum, fingerprint: d.fingerprint(), size: size}
 	if found.key != "" {
 		if err := p.compareExisting(ctx, found.key, name, sum, size); err != nil {
 			return pushed{}, err
@@ -255,24 +231,24 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 }
 
 // compressToMemory reads f once, hashing and compressing it into a buffer.
-func (p pusher) compressToMemory(f *os.File, size int64) (*bytes.Buffer, string, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, size/8+64<<10))
+func (p pusher) compressToMemory(f *os.File, size int64) (*bytes.Buffer, *digest, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size/4+64<<10))
 	zw, err := p.codec.NewWriter(buf, p.level)
 	if err != nil {
-		return nil, "", fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
+		return nil, nil, fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
 	}
 	d := newDigest()
-	if _, err := copyBuffered(zw, io.TeeReader(f, d)); err != nil {
+	if _, err := copyHashing(zw, f, d); err != nil {
 		zw.Close()
-		return nil, "", fmt.Errorf("compress %s: %w", f.Name(), err)
+		return nil, nil, fmt.Errorf("compress %s: %w", f.Name(), err)
 	}
 	if err := zw.Close(); err != nil {
-		return nil, "", fmt.Errorf("compress %s: %w", f.Name(), err)
+		return nil, nil, fmt.Errorf("compress %s: %w", f.Name(), err)
 	}
 	if d.n != size {
-		return nil, "", fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
+		return nil, nil, fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
 	}
-	return buf, d.sum(), nil
+	return buf, d, nil
 }
 
 // recompressor reads the compressed form of a file, produced on the fly
@@ -333,15 +309,15 @@ func (r *recompressor) Close() error {
 }
 
 // hashOpen hashes the open file from its start.
-func hashOpen(f *os.File, size int64) (string, error) {
+func hashOpen(f *os.File, size int64) (*digest, error) {
 	d := newDigest()
 	if _, err := copyBuffered(d, io.NewSectionReader(f, 0, size)); err != nil {
-		return "", fmt.Errorf("read %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
 	if d.n != size {
-		return "", fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
+		return nil, fmt.Errorf("%s changed size while being read (%d bytes, then %d)", f.Name(), size, d.n)
 	}
-	return d.sum(), nil
+	return d, nil
 }
 
 type listResult struct {

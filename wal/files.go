@@ -7,6 +7,8 @@ import (
 	"hash"
 	"io"
 	"os"
+
+	"github.com/zeebo/xxh3"
 )
 
 // Metadata keys every archived object carries: the checksum and size of the
@@ -51,31 +53,100 @@ func copyBuffered(w io.Writer, r io.Reader) (int64, error) {
 	return io.CopyBuffer(w, onlyReader{r}, make([]byte, copyBufSize))
 }
 
-// digest is a running sha256 with the byte count, written to as a tee.
-type digest struct {
-	h hash.Hash
-	n int64
+// copyHashing copies r to w, like copyBuffered, while another goroutine
+// feeds the same bytes to d. Hashing a 16 MiB segment takes about as long
+// as compressing or writing it, and on the path of one archive_command or
+// restore_command call it would otherwise add to that call's time; here it
+// runs on another core. w must not keep the slices it is given (compressors
+// and files copy them).
+func copyHashing(w io.Writer, r io.Reader, d *digest) (int64, error) {
+	const buffers = 4
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, copyBufSize)
+	}
+	filled := make(chan []byte, buffers)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range filled {
+			d.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	var (
+		n   int64
+		err error
+	)
+	for err == nil {
+		buf := <-free
+		var m int
+		m, err = r.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				err = werr
+				break
+			}
+			n += int64(m)
+			filled <- buf[:m]
+		}
+	}
+	close(filled)
+	<-hashed
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }
 
-func newDigest() *digest { return &digest{h: sha256.New()} }
+// digest is a running sha256 and xxh3-128 of what is written through it,
+// with the byte count, used as a tee. The sha256 goes into the object's
+// metadata and is what downloads are verified against. The xxh3 is the
+// fingerprint of local copies (look-ahead markers, the prefetch spool):
+// re-checking such a file before trusting it is on the path of every
+// archive_command and restore_command call, and xxh3 reads a 16 MiB segment
+// in about 1 ms where sha256 takes 7-10 ms. It guards a copy we wrote
+// ourselves against change or damage on disk, which needs no cryptographic
+// strength; what came from the store was checked against its sha256.
+type digest struct {
+	sha hash.Hash
+	fp  *xxh3.Hasher
+	n   int64
+}
+
+func newDigest() *digest { return &digest{sha: sha256.New(), fp: xxh3.New()} }
 
 func (d *digest) Write(p []byte) (int, error) {
 	d.n += int64(len(p))
-	return d.h.Write(p)
+	d.fp.Write(p)
+	return d.sha.Write(p)
 }
 
-func (d *digest) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
+// sum is the content's sha256, hex.
+func (d *digest) sum() string { return hex.EncodeToString(d.sha.Sum(nil)) }
 
-// hashFile returns the sha256 (hex) and size of the file at path.
-func hashFile(path string) (string, int64, error) {
+// fingerprint is the content's xxh3-128, hex.
+func (d *digest) fingerprint() string { return fingerprintOf(d.fp) }
+
+func fingerprintOf(h *xxh3.Hasher) string {
+	b := h.Sum128().Bytes()
+	return hex.EncodeToString(b[:])
+}
+
+// fingerprintLen is the length of a fingerprint in hex digits.
+const fingerprintLen = 32
+
+// fingerprintFile returns the xxh3-128 (hex) and size of the file at path.
+func fingerprintFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
-	d := newDigest()
-	if _, err := copyBuffered(d, f); err != nil {
+	h := xxh3.New()
+	n, err := copyBuffered(h, f)
+	if err != nil {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
-	return d.sum(), d.n, nil
+	return fingerprintOf(h), n, nil
 }

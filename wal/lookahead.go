@@ -16,14 +16,14 @@ import (
 )
 
 // Look-ahead: PostgreSQL calls archive_command once per segment, one at a
-// time, so a busy server is bound by the latency of one upload. While
-// pushing the segment it was asked for, Archive also pushes the next
-// segments PostgreSQL has marked .ready, and records each in a marker file.
-// When PostgreSQL later asks for one of them, the marker answers at once.
+// time, so a busy server is bound by the latency of one upload. A
+// background pusher (pushahead.go) stores the segments PostgreSQL has
+// marked .ready before it asks for them, and records each in a marker file.
+// When PostgreSQL then asks for one of them, the marker answers at once.
 //
 // Safety: a marker only says "this content went to this store". It is
-// trusted only after the file on disk is hashed again and matches the
-// recorded checksum and size, the marker names the same store and server,
+// trusted only after the file on disk is fingerprinted again and matches
+// the recorded fingerprint and size, the marker names the same store and server,
 // and it is younger than markerMaxAge; otherwise the file is pushed as usual
 // (which costs little if it is already stored). A marker is written only
 // after its object is stored in full, and consumed (removed) on use. gbc
@@ -41,11 +41,14 @@ const (
 )
 
 type marker struct {
-	Name     string    `json:"name"`
-	SHA256   string    `json:"sha256"`
-	Size     int64     `json:"size"`
-	Identity string    `json:"identity"`
-	Time     time.Time `json:"time"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	// Fingerprint is the content's xxh3-128: what the file on disk is
+	// checked against before the marker is trusted (see digest).
+	Fingerprint string    `json:"xxh3"`
+	Size        int64     `json:"size"`
+	Identity    string    `json:"identity"`
+	Time        time.Time `json:"time"`
 }
 
 // lookAhead manages the markers of one WAL directory.
@@ -81,23 +84,40 @@ func (la lookAhead) clock() time.Time {
 	return time.Now()
 }
 
-// consume reports whether a marker vouches for name's file as it is on
-// disk now. The marker is removed whatever the answer: it is either used or
-// not to be trusted.
-func (la lookAhead) consume(name Name) bool {
+// What a marker says of a file.
+const (
+	markerAbsent   = iota // no marker
+	markerTrusted         // the marker vouches for the file as it is now
+	markerRejected        // a marker exists but does not vouch for the file
+)
+
+// check tells whether a marker vouches for name's file as it is on disk
+// now. A marker that exists is removed whatever the answer: it is either
+// used or not to be trusted.
+func (la lookAhead) check(name Name) int {
 	path := la.markerPath(name.String())
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			la.log.Debugf("ignoring look-ahead marker: %v", err)
+			return markerRejected
 		}
-		return false
+		return markerAbsent
 	}
 	defer func() {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			la.log.Warnf("remove look-ahead marker: %v", err)
 		}
 	}()
+	if la.vouches(path, data, name) {
+		return markerTrusted
+	}
+	return markerRejected
+}
+
+// vouches tells whether the marker at path, holding data, vouches for
+// name's file as it is on disk now.
+func (la lookAhead) vouches(path string, data []byte, name Name) bool {
 	var m marker
 	if err := json.Unmarshal(data, &m); err != nil {
 		la.log.Debugf("ignoring unreadable look-ahead marker %s: %v", path, err)
@@ -113,30 +133,33 @@ func (la lookAhead) consume(name Name) bool {
 	case age < 0 || age > markerMaxAge:
 		la.log.Debugf("ignoring look-ahead marker %s: written %s ago", path, age.Round(time.Second))
 		return false
+	case len(m.Fingerprint) != fingerprintLen:
+		la.log.Debugf("ignoring look-ahead marker %s: it has no fingerprint", path)
+		return false
 	}
-	sum, size, err := hashFile(filepath.Join(la.dir, name.String()))
+	fp, size, err := fingerprintFile(filepath.Join(la.dir, name.String()))
 	if err != nil {
 		la.log.Debugf("ignoring look-ahead marker %s: %v", path, err)
 		return false
 	}
-	if sum != m.SHA256 || size != m.Size {
-		la.log.Warnf("%s changed on disk since it was pushed ahead (sha256 %.12s, %d bytes; pushed %.12s, %d bytes): pushing it again",
-			name, sum, size, m.SHA256, m.Size)
+	if fp != m.Fingerprint || size != m.Size {
+		la.log.Warnf("%s changed on disk since it was pushed ahead (xxh3 %.12s, %d bytes; pushed %.12s, %d bytes): pushing it again",
+			name, fp, size, m.Fingerprint, m.Size)
 		return false
 	}
 	return true
 }
 
-// mark records that name's content (sum, size) is stored in full. The
+// mark records that name's content (done) is stored in full. The
 // marker is written to a temporary file, synced and renamed, so that it is
 // never seen half-written. A marker lost in a crash only costs the usual
 // push later, so the directory itself is not synced.
-func (la lookAhead) mark(name Name, sum string, size int64) error {
+func (la lookAhead) mark(name Name, done pushed) error {
 	dir := filepath.Join(la.dir, markerDir)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create look-ahead marker directory: %w", err)
 	}
-	data, err := json.Marshal(marker{Name: name.String(), SHA256: sum, Size: size, Identity: la.identity, Time: la.clock().UTC()})
+	data, err := json.Marshal(marker{Name: name.String(), SHA256: done.sum, Fingerprint: done.fingerprint, Size: done.size, Identity: la.identity, Time: la.clock().UTC()})
 	if err != nil {
 		return fmt.Errorf("encode look-ahead marker: %w", err)
 	}
@@ -147,10 +170,11 @@ func (la lookAhead) mark(name Name, sum string, size int64) error {
 }
 
 // ready returns up to max segments that PostgreSQL has marked .ready in
-// archive_status, oldest first, other than current and those that already
-// have a marker. Only complete segments qualify: history, .partial and
-// .backup files are rare and small, and PostgreSQL orders them specially.
-func (la lookAhead) ready(current Name, max int) []Name {
+// archive_status after the segment after, oldest first, other than those
+// that already have a marker. Only complete segments qualify: history,
+// .partial and .backup files are rare and small, and PostgreSQL orders
+// them specially; the calls for them push them.
+func (la lookAhead) ready(after Name, max int) []Name {
 	entries, err := os.ReadDir(filepath.Join(la.dir, "archive_status"))
 	if err != nil {
 		la.log.Debugf("no look-ahead: %v", err)
@@ -159,7 +183,7 @@ func (la lookAhead) ready(current Name, max int) []Name {
 	var names []Name
 	for _, e := range entries { // ReadDir sorts by name: oldest first
 		base, ok := strings.CutSuffix(e.Name(), ".ready")
-		if !ok || base == current.String() {
+		if !ok || base <= after.String() {
 			continue
 		}
 		n, err := ParseName(base)
@@ -189,6 +213,10 @@ func (la lookAhead) clean() {
 	}
 	now := la.clock()
 	for _, e := range entries {
+		switch e.Name() {
+		case pusherLockFile, pusherStateFile, PusherLog:
+			continue // the pusher's, kept for the next one
+		}
 		path := filepath.Join(dir, e.Name())
 		stale := false
 		if _, err := ParseName(e.Name()); err != nil {

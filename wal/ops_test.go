@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -413,6 +414,26 @@ func TestRestoreDetectsDamage(t *testing.T) {
 	onlyFiles(t, dest)
 }
 
+// startInProcess is a StartPusher that runs PushAhead in a goroutine, as
+// gbc-wal-archive runs it in a detached process; the names it stored come
+// out of the channel.
+func startInProcess(t *testing.T, st *testStore, dir string, opts ArchiveOptions) (func(Name) error, <-chan []string) {
+	out := make(chan []string, 1)
+	return func(after Name) error {
+		go func() {
+			got, err := PushAhead(context.Background(), st.open, testLayout, dir, after, PushAheadOptions{
+				Codec: opts.Codec, Jobs: opts.MaxParallel - 1, Target: opts.Target, Idle: 100 * time.Millisecond,
+			})
+			if err != nil {
+				t.Errorf("PushAhead: %v", err)
+			}
+			sort.Strings(got)
+			out <- got
+		}()
+		return nil
+	}, out
+}
+
 func TestLookAhead(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
@@ -429,18 +450,23 @@ func TestLookAhead(t *testing.T) {
 
 	opts := archiveOpts(codec(t, "zstd"))
 	opts.MaxParallel = 4
+	var stored <-chan []string
+	opts.StartPusher, stored = startInProcess(t, st, dir, opts)
 	res, err := Archive(ctx, st.open, testLayout, filepath.Join(dir, names[0]), opts)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !res.StartedPusher {
+		t.Fatalf("first call = %+v, %v; want a pusher started", res, err)
 	}
-	sort.Strings(res.Ahead)
-	if strings.Join(res.Ahead, ",") != strings.Join(names[1:4], ",") {
-		t.Fatalf("pushed ahead %v, want %v", res.Ahead, names[1:4])
+	if got := <-stored; strings.Join(got, ",") != strings.Join(names[1:], ",") {
+		t.Fatalf("pushed ahead %v, want %v", got, names[1:])
 	}
-	if got := len(st.keys(t)); got != 4 {
-		t.Fatalf("store holds %d objects, want 4", got)
+	if got := len(st.keys(t)); got != len(names) {
+		t.Fatalf("store holds %d objects, want %d", got, len(names))
 	}
-	onlyFiles(t, filepath.Join(dir, markerDir), names[1:4]...)
+	for _, n := range names[1:] {
+		if _, err := os.Stat(filepath.Join(dir, markerDir, n)); err != nil {
+			t.Fatalf("no marker for %s: %v", n, err)
+		}
+	}
 
 	// PostgreSQL's call for a segment pushed ahead: answered without the store.
 	res, err = Archive(ctx, noOpen(t), testLayout, filepath.Join(dir, names[1]), opts)
@@ -476,16 +502,86 @@ func TestLookAhead(t *testing.T) {
 	}
 }
 
+// holdPusher plays a running pusher on dir: it holds the lock and records
+// state, until the returned function is called.
+func holdPusher(t *testing.T, dir string, state pusherState) (release func()) {
+	t.Helper()
+	md := filepath.Join(dir, markerDir)
+	os.MkdirAll(md, 0o700)
+	lock, err := os.Create(filepath.Join(md, pusherLockFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lockFile(lock); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(state)
+	if err := os.WriteFile(filepath.Join(md, pusherStateFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func() { lock.Close() }
+}
+
+// A call whose segment a running pusher covers waits for its marker; one
+// it does not cover, or whose pusher stops without a marker, pushes itself.
+func TestArchiveWaitsForPusher(t *testing.T) {
+	ctx := context.Background()
+	st := newTestStore(t)
+	dir := pgWAL(t)
+	n0, n1 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
+	writeSegment(t, dir, n0.String(), testSegSize, 1)
+	writeSegment(t, dir, n1.String(), testSegSize, 2)
+	opts := archiveOpts(codec(t, "zstd"))
+	la := lookAhead{dir: dir, identity: markerIdentity(opts.Target, testLayout), log: nopLogger{}}
+
+	release := holdPusher(t, dir, pusherState{After: n0.String(), Identity: la.identity})
+	const delay = 200 * time.Millisecond
+	go func() {
+		time.Sleep(delay)
+		fp, size, err := fingerprintFile(filepath.Join(dir, n1.String()))
+		if err == nil {
+			err = la.mark(n1, pushed{fingerprint: fp, size: size})
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	res, err := Archive(ctx, noOpen(t), testLayout, filepath.Join(dir, n1.String()), opts)
+	if err != nil || !res.FromMarker || time.Since(start) < delay {
+		t.Fatalf("call covered by a running pusher = %+v, %v after %s; want it answered by the marker after waiting", res, err, time.Since(start))
+	}
+
+	// Not covered (the pusher works after n1): no waiting, a push here.
+	release()
+	release = holdPusher(t, dir, pusherState{After: n1.String(), Identity: la.identity})
+	start = time.Now()
+	res, err = Archive(ctx, st.open, testLayout, filepath.Join(dir, n1.String()), opts)
+	if err != nil || res.FromMarker || time.Since(start) > pusherWait/2 {
+		t.Fatalf("call not covered by the pusher = %+v, %v after %s", res, err, time.Since(start))
+	}
+
+	// Covered, but the pusher stops without storing it: a push here.
+	release()
+	release = holdPusher(t, dir, pusherState{After: n0.String(), Identity: la.identity})
+	time.AfterFunc(delay, release)
+	res, err = Archive(ctx, st.open, testLayout, filepath.Join(dir, n1.String()), opts)
+	if err != nil || res.FromMarker || !res.AlreadyStored {
+		t.Fatalf("call after the pusher stopped = %+v, %v", res, err)
+	}
+}
+
 func TestLookAheadStaleMarkers(t *testing.T) {
 	dir := pgWAL(t)
 	la := lookAhead{dir: dir, identity: "x", log: nopLogger{}}
 	n1, n2 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
 	writeSegment(t, dir, n1.String(), testSegSize, 1)
-	sum, size, _ := hashFile(filepath.Join(dir, n1.String()))
-	if err := la.mark(n1, sum, size); err != nil {
+	fp, size, _ := fingerprintFile(filepath.Join(dir, n1.String()))
+	done := pushed{fingerprint: fp, size: size}
+	if err := la.mark(n1, done); err != nil {
 		t.Fatal(err)
 	}
-	if err := la.mark(n2, "00", 1); err != nil { // its segment is gone
+	if err := la.mark(n2, pushed{fingerprint: fp, size: 1}); err != nil { // its segment is gone
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, markerDir, ".leftover123"), nil, 0o600)
@@ -496,14 +592,14 @@ func TestLookAheadStaleMarkers(t *testing.T) {
 
 	// Too old to be trusted.
 	la.now = func() time.Time { return time.Now().Add(markerMaxAge + time.Minute) }
-	if la.consume(n1) {
+	if la.check(n1) == markerTrusted {
 		t.Fatal("an expired marker was trusted")
 	}
 	la.now = nil
-	if err := la.mark(n1, sum, size); err != nil {
+	if err := la.mark(n1, done); err != nil {
 		t.Fatal(err)
 	}
-	if !la.consume(n1) {
+	if la.check(n1) != markerTrusted {
 		t.Fatal("a fresh marker was not trusted")
 	}
 }

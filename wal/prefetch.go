@@ -24,10 +24,11 @@ import (
 // directory next to the destination (inside pg_wal), and the calls that ask
 // for them find them there.
 //
-// A spool file is named <segment>.<sha256 of its content> and appears only
-// once complete (temporary file, sync, rename). A call trusts it only after
-// hashing it again, and only if the spool's .source names the same store
-// and server; it then renames the file onto the destination, so the
+// A spool file is named <segment>.<xxh3-128 of its content> and appears
+// only once complete (temporary file, sync, rename), after its sha256 was
+// verified against the store's. A call trusts it only after fingerprinting
+// it again (see digest), and only if the spool's .source names the same
+// store and server; it then renames the file onto the destination, so the
 // destination is always a verified full copy. Files for segments older than
 // the one asked for, or older than spoolMaxAge, are removed.
 
@@ -60,9 +61,9 @@ func newSpool(dest, target string, layout catalog.Layout, log Logger) spool {
 	return spool{dir: SpoolDir(dest), identity: markerIdentity(target, layout), log: orNop(log)}
 }
 
-// spoolEntry parses a spool file name, <segment>.<64 hex digits>.
+// spoolEntry parses a spool file name, <segment>.<fingerprint>.
 func spoolEntry(file string) (Name, string, bool) {
-	if len(file) != 24+1+64 || file[24] != '.' {
+	if len(file) != 24+1+fingerprintLen || file[24] != '.' {
 		return Name{}, "", false
 	}
 	n, err := ParseName(file[:24])
@@ -129,11 +130,11 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 			continue
 		}
 		path := filepath.Join(sp.dir, e.Name())
-		sum, size, err := hashFile(path)
+		fp, size, err := fingerprintFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // too old, removed above
 		}
-		if err != nil || sum != want || !ValidSegmentSize(size) {
+		if err != nil || fp != want || !ValidSegmentSize(size) {
 			sp.log.Warnf("prefetched %s does not match its checksum: fetching it again", name)
 			os.Remove(path)
 			continue
@@ -361,7 +362,7 @@ func (sp spool) fetch(ctx context.Context, store cloud.Store, layout catalog.Lay
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(sp.dir, name.String()+"."+d.sum())); err != nil {
+	if err := os.Rename(tmp, filepath.Join(sp.dir, name.String()+"."+d.fingerprint())); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("spool %s: %w", name, err)
 	}

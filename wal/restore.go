@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,7 +167,7 @@ func download(ctx context.Context, store cloud.Store, key string, attrs cloud.At
 		}
 	}()
 	d = newDigest()
-	if _, err = copyBuffered(f, io.TeeReader(zr, d)); err != nil {
+	if _, err = copyHashing(f, zr, d); err != nil {
 		return "", nil, fmt.Errorf("restore %s from %s: %w", name, key, err)
 	}
 	switch {

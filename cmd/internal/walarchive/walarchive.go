@@ -6,7 +6,12 @@ package walarchive
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
@@ -28,12 +33,17 @@ again. Different content under the same name is refused (exit 4) and the
 stored object is left untouched: another cluster is probably archiving to the
 same store and server name.
 
-Look-ahead: while storing the segment it was asked for, gbc-wal-archive also
-stores, in parallel, up to --max-parallel - 1 segments that PostgreSQL has
-already marked ready in pg_wal/archive_status, and records each (checksum and
-size) in pg_wal/.gbc-archived. When PostgreSQL then asks for one of them, the
-file is hashed again and, if it still matches, the call returns at once
-without contacting the store. --max-parallel 1 turns this off.
+Push-ahead: when more segments than the one asked for are marked ready in
+pg_wal/archive_status (the archiver is behind), gbc-wal-archive starts one
+detached background pusher. It keeps one store connection, stores the ready
+segments after this one, --max-parallel - 1 at a time, as they appear, and
+records each (checksum, fingerprint and size) in pg_wal/.gbc-archived; it
+exits once no new segment came for a few seconds (its messages go to
+pg_wal/.gbc-archived/.log). When PostgreSQL then asks for one of them, the
+file is fingerprinted again and, if it still matches, the call returns at
+once without contacting the store; if the pusher is still storing it, the
+call waits for it. If the pusher fails, the calls store their segments
+themselves and report the error. --max-parallel 1 turns this off.
 
 Examples:
   archive_command = 'gbc-wal-archive s3://bucket/pg main %p'
@@ -56,9 +66,28 @@ func Command() *cli.Command {
 		MinArgs:     3,
 		MaxArgs:     3,
 		Flags: append(append(cli.StoreFlags(), cli.CompressionFlags()...),
-			cli.Int("max-parallel", "WAL files pushed at once: the one asked for and up to N-1 ready ones after it (1: no look-ahead)", 4)),
+			cli.Int("max-parallel", "segments pushed at once: the one asked for and N-1 ready ones after it by the background pusher (1: no push-ahead)", 4),
+			pusherFlag(), afterFlag()),
 		Action: run,
 	}
+}
+
+// Flags the background pusher gets; hidden from --help.
+const (
+	flagPusher = "push-ahead-worker"
+	flagAfter  = "push-ahead-after"
+)
+
+func pusherFlag() ucli.Flag {
+	f := cli.Bool(flagPusher, "run as the background pusher (internal)")
+	f.Hidden = true
+	return f
+}
+
+func afterFlag() ucli.Flag {
+	f := cli.String(flagAfter, "the pusher stores the ready segments after this one (internal)", "")
+	f.Hidden = true
+	return f
 }
 
 func run(ctx context.Context, e *cli.Env) error {
@@ -81,9 +110,40 @@ func run(ctx context.Context, e *cli.Env) error {
 		Log:         e.Log,
 	}
 	open := func(ctx context.Context) (cloud.Store, error) { return e.OpenStore(ctx, storeURL) }
-	_, err = wal.Archive(ctx, open, catalog.Layout{Server: server}, path, opts)
+	layout := catalog.Layout{Server: server}
+	if e.Bool(flagPusher) {
+		return pushAhead(ctx, e, open, layout, path, opts)
+	}
+	if opts.MaxParallel > 1 {
+		opts.StartPusher = func(after wal.Name) error {
+			dir := wal.MarkerDir(filepath.Dir(path))
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("create look-ahead marker directory: %w", err)
+			}
+			return cli.SpawnDetached(e, filepath.Join(dir, wal.PusherLog), "--"+flagPusher, "--"+flagAfter+"="+after.String())
+		}
+	}
+	_, err = wal.Archive(ctx, open, layout, path, opts)
 	if errors.Is(err, wal.ErrConflict) {
 		return cli.Exit(cli.ExitConflict, err)
 	}
+	return err
+}
+
+// pushAhead is the detached pusher's work.
+func pushAhead(ctx context.Context, e *cli.Env, open wal.Opener, layout catalog.Layout, path string, opts wal.ArchiveOptions) error {
+	after, err := wal.ParseName(e.String(flagAfter))
+	if err != nil {
+		return cli.Usagef("--%s: %v", flagAfter, err)
+	}
+	start := time.Now()
+	stored, err := wal.PushAhead(ctx, open, layout, filepath.Dir(path), after, wal.PushAheadOptions{
+		Codec:  opts.Codec,
+		Level:  opts.Level,
+		Jobs:   opts.MaxParallel - 1,
+		Target: opts.Target,
+		Log:    e.Log,
+	})
+	e.Log.Infof("%s: pushed %d segments ahead after %s in %s", start.Format(time.RFC3339), len(stored), after, time.Since(start).Round(time.Millisecond))
 	return err
 }

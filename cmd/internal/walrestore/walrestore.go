@@ -8,13 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
-
-	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
@@ -184,55 +180,13 @@ func prefetch(ctx context.Context, e *cli.Env, open wal.Opener, layout catalog.L
 }
 
 // spawnPrefetcher starts this program again as a detached prefetcher for
-// the segments after the one just restored. PostgreSQL waits for
-// restore_command to exit, so the downloads cannot run in this process; the
-// child gets its own session (PostgreSQL's signals to our process group do
-// not reach it), no terminal, and a log file in the spool. It takes the
-// spool's lock itself, so a second one exits at once.
+// the segments after the one just restored, logging into the spool. It
+// takes the spool's lock itself, so a second one exits at once.
 func spawnPrefetcher(e *cli.Env, dest string, segSize int64) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own executable: %w", err)
-	}
 	spool := wal.SpoolDir(dest)
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return fmt.Errorf("create prefetch spool: %w", err)
 	}
-	logFile, err := os.OpenFile(filepath.Join(spool, wal.SpoolLog), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("open prefetch log: %w", err)
-	}
-	defer logFile.Close()
-
-	args := []string{"--" + flagWorker, "--" + flagSegmentSize + "=" + strconv.FormatInt(segSize, 10)}
-	args = append(args, passedFlags(e.Context)...)
-	args = append(args, e.Args...)
-	cmd := exec.Command(exe, args...)
-	// The multi-call binary dispatches on argv[0]; exe may be "gbc".
-	cmd.Args[0] = e.Name
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start prefetcher: %w", err)
-	}
-	return cmd.Process.Release()
-}
-
-// passedFlags renders the options given to this call (on the command line
-// or through GBC_* variables) for the child, so that it opens the same
-// store the same way. The environment is inherited as well, which carries
-// the credentials.
-func passedFlags(c *ucli.Context) []string {
-	var args []string
-	for _, f := range c.App.Flags {
-		name := f.Names()[0]
-		switch name {
-		case flagWorker, flagSegmentSize, "help", "version":
-			continue
-		}
-		if c.IsSet(name) {
-			args = append(args, fmt.Sprintf("--%s=%v", name, c.Value(name)))
-		}
-	}
-	return args
+	return cli.SpawnDetached(e, filepath.Join(spool, wal.SpoolLog),
+		"--"+flagWorker, "--"+flagSegmentSize+"="+strconv.FormatInt(segSize, 10))
 }

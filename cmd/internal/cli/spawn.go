@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// SpawnDetached starts this program again, as the same command with the
+// same options and arguments plus extra (hidden worker flags), as a
+// detached background process whose output goes to logPath (truncated).
+// PostgreSQL waits for archive_command and restore_command to exit, so work
+// meant to outlive one call cannot run in the calling process; the child
+// gets its own session (PostgreSQL's signals to our process group do not
+// reach it) and no terminal. It inherits the environment, which carries
+// the credentials, and the working directory.
+func SpawnDetached(e *Env, logPath string, extra ...string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open background log: %w", err)
+	}
+	defer logFile.Close()
+
+	args := append(extra, passedFlags(e.Context, extra)...)
+	args = append(args, e.Args...)
+	cmd := exec.Command(exe, args...)
+	// The multi-call binary dispatches on argv[0]; exe may be "gbc".
+	cmd.Args[0] = e.Name
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start background process: %w", err)
+	}
+	return cmd.Process.Release()
+}
+
+// passedFlags renders the options given to this call (on the command line
+// or through GBC_* variables) for a child, so that it opens the same store
+// the same way; flags named in extra (as --name=...) are left out.
+func passedFlags(c *ucli.Context, extra []string) []string {
+	var args []string
+	for _, f := range c.App.Flags {
+		name := f.Names()[0]
+		switch name {
+		case "help", "version":
+			continue
+		}
+		if c.IsSet(name) && !given(extra, name) {
+			args = append(args, fmt.Sprintf("--%s=%v", name, c.Value(name)))
+		}
+	}
+	return args
+}
+
+// given tells whether args holds --name or --name=value.
+func given(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--"+name || len(a) > len(name)+3 && a[:len(name)+3] == "--"+name+"=" {
+			return true
+		}
+	}
+	return false
+}
