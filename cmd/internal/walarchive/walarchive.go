@@ -114,6 +114,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	if e.Bool(flagPusher) {
 		return pushAhead(ctx, e, open, layout, path, opts)
 	}
+	cli.ShortLived()
 	if opts.MaxParallel > 1 {
 		opts.StartPusher = func(after wal.Name) error {
 			dir := wal.MarkerDir(filepath.Dir(path))

@@ -143,6 +143,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	if e.Bool(flagWorker) {
 		return prefetch(ctx, e, open, layout, name, dest, target, count)
 	}
+	cli.ShortLived()
 
 	res, err := wal.Restore(ctx, open, layout, name, dest, wal.RestoreOptions{
 		NoPartial: e.Bool("no-partial"),
