@@ -450,7 +450,9 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 		Description: fmt.Sprintf("After the backups, %d+ segments of bulk-insert WAL are written; every store gets "+
 			"the WAL from the earliest backup on (pushed with the tool's archive command, not timed). A copy of a restored "+
 			"directory is started with each tool's restore_command and no recovery target; time from pg_ctl start to "+
-			"\"ready to accept connections\" after promotion. Segments: distinct \"restored log file\" lines of the server log.",
+			"\"ready to accept connections\" after promotion. Segments: distinct \"restored log file\" lines of the server log. "+
+			"The last row, cp (floor), is no tool: the same recovery through a plain cp of the uncompressed segments from local "+
+			"disk, which is what PostgreSQL's replay alone costs.",
 			b.p.ReplaySegments),
 		Columns: []Column{
 			{Key: "time", Title: "time to end of recovery", Unit: "s", Better: -1},
@@ -725,7 +727,9 @@ func (b *bench) replays(ctx context.Context, s *Scenario, run *backupRun) {
 		s.Error = "no restored directory to recover"
 		return
 	}
-	for _, t := range b.tools {
+	// Last, the floor: the same recovery through a plain cp of the stashed
+	// segments, to tell the tools' overhead from PostgreSQL's replay.
+	for _, t := range append(slices.Clone(b.tools), tool(localCopy{dir: run.stash})) {
 		if t.fetch(b.e, run.c, "x") == nil || !run.done[t.backupOf()] {
 			continue
 		}

@@ -50,14 +50,14 @@ func toolsFor(families []string) ([]tool, error) {
 	return out, nil
 }
 
-// gbc, with its defaults (zstd, look-ahead, prefetch, parallel jobs).
+// gbc, with its defaults (zstd, background archive pusher, prefetch, parallel jobs).
 type gbcTool struct{}
 
 func (gbcTool) name() string     { return "gbc" }
 func (gbcTool) family() string   { return "gbc" }
 func (gbcTool) backupOf() string { return "gbc" }
 func (gbcTool) settings() string {
-	return "defaults (zstd; archive look-ahead, restore prefetch, parallel jobs)"
+	return "defaults (zstd; background archive pusher, restore prefetch, parallel jobs)"
 }
 
 func (gbcTool) url() string { return "s3://" + s3Bucket + "/gbc" }
@@ -251,3 +251,25 @@ func commandVersion(argv ...string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return line
 }
+
+// localCopy is no tool: restore_command is cp from a local directory of
+// uncompressed segments, which costs next to nothing per segment. Its
+// replay row is the floor PostgreSQL's own replay sets, against which a
+// tool's restore_command overhead can be read.
+type localCopy struct{ dir string }
+
+func (localCopy) name() string     { return "cp (floor)" }
+func (localCopy) family() string   { return "" }
+func (localCopy) backupOf() string { return "gbc" }
+func (localCopy) settings() string {
+	return "restore_command cp from local disk, uncompressed: PostgreSQL's replay alone"
+}
+func (localCopy) prepare(context.Context, *env, *cluster) error { return nil }
+func (localCopy) archive(*env, *cluster) []string               { return nil }
+func (t localCopy) fetch(*env, *cluster, string) []string {
+	return []string{"cp", filepath.Join(t.dir, "%f"), "%p"}
+}
+func (localCopy) backup(*env, *cluster) []string          { return nil }
+func (localCopy) restore(*env, *cluster, string) []string { return nil }
+func (localCopy) backupPrefix(*cluster) string            { return "" }
+func (localCopy) version(*env) string                     { return "" }
