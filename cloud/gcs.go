@@ -78,11 +78,15 @@ func openGCSWith(bucket string, opts Options, newClient func(context.Context) (*
 				ContentType: "application/octet-stream",
 				Metadata:    po.Metadata,
 				IfNotExist:  po.IfNotExists,
-				BufferSize:  int(partSize),
+				BufferSize:  int(partSizeFor(partSize, po.SizeHint, gcsNoChunkLimit)),
 			}
 		},
 	}
 }
+
+// gcsNoChunkLimit stands for "any number of chunks": a resumable upload
+// has no limit, so only a small object's hint makes the buffer smaller.
+const gcsNoChunkLimit = 1 << 40
 
 // gcsEndpoint turns --endpoint-url (e.g. http://127.0.0.1:4443) into the
 // JSON API base the storage client wants.

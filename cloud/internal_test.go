@@ -26,6 +26,10 @@ func TestPartSizeFor(t *testing.T) {
 		{16 * mib, 200 << 30, s3MaxParts, 23 * mib},  // 200 GiB / 9000 = 22.76 MiB, rounded up
 		{16 * mib, 1 << 40, s3MaxParts, 117 * mib},   // 1 TiB
 		{8 * mib, 1 << 40, azureMaxBlocks, 24 * mib}, // Azure has 50,000 blocks
+		{16 * mib, 3 * mib, s3MaxParts, 5 * mib},     // small: one request, the minimum part
+		{16 * mib, 8 * mib, s3MaxParts, 9 * mib},     // 8 MiB + 10%, rounded up
+		{16 * mib, 15 * mib, s3MaxParts, 16 * mib},   // no smaller than base
+		{2 * mib, 1 * mib, s3MaxParts, 2 * mib},      // base under the minimum stays
 	} {
 		got := partSizeFor(tc.base, tc.hint, tc.maxParts)
 		if got != tc.want {

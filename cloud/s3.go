@@ -132,19 +132,31 @@ func (m markCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) 
 	return c, err
 }
 
+// minPartSize is the smallest part partSizeFor picks: S3's minimum for
+// every part but the last, and a multiple of GCS's 256 KiB chunk unit.
+const minPartSize = 5 << 20
+
 // partSizeFor picks a part size for an object of about hint bytes (0 when
 // unknown) so that it fits in maxParts parts, with 10% headroom since the
-// hint may be an estimate (e.g. before compression). Whole MiB, never less
-// than base.
+// hint may be an estimate (e.g. before compression). Whole MiB. An object
+// hinted smaller than base gets a part just big enough to go up in one
+// request, at least minPartSize: the part is a buffer allocated per upload,
+// and a 3 MiB compressed WAL segment should not cost 16 MiB of memory
+// (with several pushed at once, that was most of a pusher's footprint).
+// Larger objects get base, or more when base would need too many parts.
 func partSizeFor(base, hint int64, maxParts int64) int64 {
 	if hint <= 0 {
 		return base
 	}
+	if small := roundMiB(hint + hint/10 + 1); small < base {
+		return max(small, min(base, minPartSize))
+	}
 	fit := maxParts * 9 / 10
-	need := (hint + fit - 1) / fit
-	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
-	return max(base, need)
+	return max(base, roundMiB((hint+fit-1)/fit))
 }
+
+// roundMiB rounds n up to a whole MiB.
+func roundMiB(n int64) int64 { return (n + 1<<20 - 1) &^ (1<<20 - 1) }
 
 func (st *s3Store) writerOptions(opts PutOptions) *blob.WriterOptions {
 	part := min(partSizeFor(st.partSize, opts.SizeHint, s3MaxParts), s3MaxPartSize)

@@ -127,6 +127,42 @@ type pusher struct {
 	log    Logger
 	// bufLimit overrides bufferLimit (tests).
 	bufLimit int64
+	// scratch, when set, is reused from one push to the next (one worker
+	// of the background pusher pushes in sequence).
+	scratch *scratch
+}
+
+// scratch is what one worker reuses from push to push: the buffer a
+// segment is compressed into, and the compressor. A new zstd encoder
+// allocates its 4 MiB history and a new buffer its 4 MiB for every 16 MiB
+// segment, so a pusher storing hundreds of segments would churn through
+// gigabytes and keep the collector (and the resident size) busy.
+type scratch struct {
+	buf *bytes.Buffer
+	zw  io.WriteCloser
+}
+
+// resetter is a compressor that can start a new stream into another writer
+// (every codec's writer is one).
+type resetter interface{ Reset(io.Writer) }
+
+// compressor returns an empty buffer and a compressor writing into it,
+// reused from p.scratch when there is one.
+func (p pusher) compressor(size int64) (*bytes.Buffer, io.WriteCloser, error) {
+	if s := p.scratch; s != nil && s.zw != nil {
+		s.buf.Reset()
+		s.zw.(resetter).Reset(s.buf)
+		return s.buf, s.zw, nil
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size/4+64<<10))
+	zw, err := p.codec.NewWriter(buf, p.level)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
+	}
+	if _, ok := zw.(resetter); ok && p.scratch != nil {
+		p.scratch.buf, p.scratch.zw = buf, zw
+	}
+	return buf, zw, nil
 }
 
 // pushed describes a file that is now in the store.
@@ -232,10 +268,9 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 
 // compressToMemory reads f once, hashing and compressing it into a buffer.
 func (p pusher) compressToMemory(f *os.File, size int64) (*bytes.Buffer, *digest, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, size/4+64<<10))
-	zw, err := p.codec.NewWriter(buf, p.level)
+	buf, zw, err := p.compressor(size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
+		return nil, nil, err
 	}
 	d := newDigest()
 	if _, err := copyHashing(zw, f, d); err != nil {

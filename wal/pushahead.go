@@ -197,6 +197,8 @@ func PushAhead(ctx context.Context, open Opener, layout catalog.Layout, walDir s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			p := p
+			p.scratch = &scratch{}
 			for n := range todo {
 				done, err := p.push(ctx, filepath.Join(walDir, n.String()), n)
 				if err == nil {

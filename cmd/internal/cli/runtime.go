@@ -7,6 +7,19 @@ import "runtime/debug"
 // restore needs, far below the machine's memory.
 const shortLivedMemoryLimit = 256 << 20
 
+// backgroundMemoryLimit is the heap size at which a background worker's
+// collector starts working harder: a few times its live data (one segment
+// buffer and compressor per job), so that the default doubling of the heap
+// between collections does not show as resident memory.
+const backgroundMemoryLimit = 64 << 20
+
+// Background tunes the Go runtime for a detached worker that lives for
+// minutes next to PostgreSQL (the archive pusher, the restore prefetcher):
+// it keeps garbage collection, under a soft memory limit.
+func Background() {
+	debug.SetMemoryLimit(backgroundMemoryLimit)
+}
+
 // ShortLived tunes the Go runtime for a call that handles one WAL file and
 // exits, as archive_command and restore_command calls do hundreds of times
 // a minute on a busy server: it turns off garbage collection, which would

@@ -112,6 +112,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	open := func(ctx context.Context) (cloud.Store, error) { return e.OpenStore(ctx, storeURL) }
 	layout := catalog.Layout{Server: server}
 	if e.Bool(flagPusher) {
+		cli.Background()
 		return pushAhead(ctx, e, open, layout, path, opts)
 	}
 	cli.ShortLived()

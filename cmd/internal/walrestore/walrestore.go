@@ -141,6 +141,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	count := e.Int("prefetch")
 
 	if e.Bool(flagWorker) {
+		cli.Background()
 		return prefetch(ctx, e, open, layout, name, dest, target, count)
 	}
 	cli.ShortLived()
