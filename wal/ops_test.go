@@ -747,3 +747,31 @@ func TestCheckArchive(t *testing.T) {
 		t.Fatalf("foreign object: %+v, %v", f, err)
 	}
 }
+
+// The pusher stops at its first failure and leaves no marker for what it
+// could not store: the calls then push (and fail) themselves.
+func TestPushAheadStopsOnFailure(t *testing.T) {
+	ctx := context.Background()
+	st := newTestStore(t)
+	dir := pgWAL(t)
+	n0, n1 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
+	writeSegment(t, dir, n0.String(), testSegSize, 1)
+	writeSegment(t, dir, n1.String(), testSegSize, 2)
+	// Another cluster's n1 is already in the store.
+	other := pgWAL(t)
+	writeSegment(t, other, n1.String(), testSegSize, 3)
+	opts := archiveOpts(codec(t, "zstd"))
+	if _, err := Archive(ctx, st.open, testLayout, filepath.Join(other, n1.String()), opts); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := PushAhead(ctx, st.open, testLayout, dir, n0, PushAheadOptions{Codec: opts.Codec, Jobs: 2, Target: opts.Target, Idle: 50 * time.Millisecond})
+	if !errors.Is(err, ErrConflict) || len(stored) != 0 {
+		t.Fatalf("PushAhead over a conflicting segment = %v, %v; want ErrConflict and nothing stored", stored, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, markerDir, n1.String())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a marker was left for a segment the pusher could not store: %v", err)
+	}
+	if _, err := Archive(ctx, st.open, testLayout, filepath.Join(dir, n1.String()), opts); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the call after the pusher failed = %v, want ErrConflict", err)
+	}
+}

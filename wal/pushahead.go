@@ -102,24 +102,28 @@ func (la lookAhead) covers(st pusherState, name Name) bool {
 
 // await waits while a running pusher covers name for name's marker, and
 // reports whether the marker answered for the file. It gives up when the
-// pusher stops, when a marker for name does not vouch for the file, or
+// pusher stops, when a marker for name does not vouch for the file, when
+// name is not .ready (a call by hand, which the pusher would not serve), or
 // after pusherWait.
 func (la lookAhead) await(ctx context.Context, name Name) bool {
 	deadline := time.Now().Add(pusherWait)
 	for {
-		st, running := la.pusher()
-		if running && st.After != "" && !la.covers(st, name) {
-			return false
-		}
 		switch la.check(name) {
 		case markerTrusted:
 			return true
 		case markerRejected:
 			return false
 		}
+		st, running := la.pusher()
 		if !running {
-			// It may have stored name and stopped just before we looked.
+			// It may have stored name and stopped since the look above.
 			return la.check(name) == markerTrusted
+		}
+		if st.After != "" && !la.covers(st, name) {
+			return false
+		}
+		if _, err := os.Stat(filepath.Join(la.dir, "archive_status", name.String()+".ready")); err != nil {
+			return false
 		}
 		if time.Now().After(deadline) {
 			la.log.Warnf("the background pusher has not stored %s after %s: pushing it here", name, pusherWait)
