@@ -10,6 +10,11 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+# disable_grpc_modules: cloud.google.com/go/storage's documented tag that
+# leaves out its gRPC transport (gbc uses the JSON API), with xDS and RLS:
+# 13 MB less binary, and 6 ms less CPU at every start, which PostgreSQL pays
+# for each archive_command and restore_command call.
+BUILD_TAGS := disable_grpc_modules
 LDFLAGS := -s -w -X github.com/gbc-backup/gbc/cmd/internal/cli.Version=$(VERSION) -X github.com/gbc-backup/gbc/cmd/internal/cli.Commit=$(COMMIT)
 GBC_TOOLS ?= $(HOME)/.cache/gbc-tools
 export GBC_TOOLS
@@ -21,7 +26,7 @@ TEST_TIMEOUT ?= 60m
 
 build:
 	@mkdir -p bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gbc ./cmd/gbc
+	$(GO) build -trimpath -tags '$(BUILD_TAGS)' -ldflags '$(LDFLAGS)' -o bin/gbc ./cmd/gbc
 	@for c in $$(bin/gbc --list-commands); do ln -sf gbc bin/$$c; done
 
 deps:
