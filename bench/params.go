@@ -39,7 +39,7 @@ type Params struct {
 //   - quick: a few minutes; pgbench -s 10 (about 150 MB), 40 segments of
 //     replay, 20,000 files.
 //   - full: the figures; pgbench -s 100 (about 1.5 GB), 200
-//     segments of replay, 200,000 files. About 30-40 minutes on 2 cores.
+//     segments of replay, 200,000 files. About 20 minutes on 2 cores.
 func scaleParams(name string) (Params, error) {
 	switch name {
 	case "smoke":

@@ -4,7 +4,7 @@
 # and writes it, with a JSON file, to bench/results/DATE-SCALE.{md,json}.
 #
 #   make bench                                  # --scale quick, every tool
-#   make bench BENCH_ARGS='--scale full'        # the sizes (~40 min on 2 cores)
+#   make bench BENCH_ARGS='--scale full'        # the sizes (~20 min on 2 cores)
 #   make bench BENCH_ARGS='--tools gbc,pgbackrest --scenarios backup'
 #   bash scripts/bench.sh --help                # every option
 #

@@ -30,7 +30,7 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("gbc-bench", flag.ContinueOnError)
-	scale := fs.String("scale", "quick", "smoke (seconds, checks the harness), quick (a few minutes) or full (the issue's sizes, about 40 minutes)")
+	scale := fs.String("scale", "quick", "smoke (seconds, checks the harness), quick (a few minutes) or full (the issue's sizes, about 20 minutes)")
 	tools := fs.String("tools", strings.Join(bench.AllTools(), ","), "comma-separated tools to measure")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios (wal-archive, wal-archive-call, backup, many-files); default all")
 	results := fs.String("results", "bench/results", "directory for DATE-SCALE.md and .json (empty: do not write)")
