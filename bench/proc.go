@@ -124,12 +124,33 @@ func tail(s string, n int) string {
 // sampleGroupRSS returns the peak, over samples taken until stop closes, of
 // the summed resident set of every process in process group pgid.
 func sampleGroupRSS(pgid int, stop <-chan struct{}) int64 {
+	return sampleRSS(func(_ string, pgrp int) bool { return pgrp == pgid }, stop)
+}
+
+// sampleToolRSS is sampleGroupRSS over every process whose command line
+// holds program, whatever its process group or session: detached workers
+// (gbc's archive pusher, pgBackRest's async archive-push) count with the
+// calls PostgreSQL makes.
+func sampleToolRSS(program string, stop <-chan struct{}) int64 {
+	self := strconv.Itoa(os.Getpid()) // its --tools may name the program
+	return sampleRSS(func(pid string, _ int) bool {
+		if pid == self {
+			return false
+		}
+		b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		return err == nil && bytes.Contains(b, []byte(program))
+	}, stop)
+}
+
+// sampleRSS returns the peak, over samples taken every rssInterval until
+// stop closes, of the summed resident set of the processes match accepts.
+func sampleRSS(match func(pid string, pgrp int) bool, stop <-chan struct{}) int64 {
 	page := int64(os.Getpagesize())
 	var peak int64
 	t := time.NewTicker(rssInterval)
 	defer t.Stop()
 	for {
-		if v := groupRSSPages(pgid) * page; v > peak {
+		if v := rssPages(match) * page; v > peak {
 			peak = v
 		}
 		select {
@@ -140,9 +161,9 @@ func sampleGroupRSS(pgid int, stop <-chan struct{}) int64 {
 	}
 }
 
-// groupRSSPages sums the rss field of /proc/PID/stat over the processes of
-// one process group.
-func groupRSSPages(pgid int) int64 {
+// rssPages sums the rss field of /proc/PID/stat over the processes match
+// accepts.
+func rssPages(match func(pid string, pgrp int) bool) int64 {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
@@ -168,7 +189,7 @@ func groupRSSPages(pgid int) int64 {
 		if len(f) < 22 {
 			continue
 		}
-		if g, _ := strconv.Atoi(f[2]); g != pgid {
+		if g, _ := strconv.Atoi(f[2]); !match(name, g) {
 			continue
 		}
 		if rss, err := strconv.ParseInt(f[21], 10, 64); err == nil {

@@ -195,7 +195,8 @@ func (b *bench) walArchiveBacklog(ctx context.Context) *Scenario {
 		Description: fmt.Sprintf("A fresh cluster per tool writes %d segments of bulk-insert WAL with no archive_command "+
 			"(they stay .ready), then the tool becomes archive_command on the idle cluster: the archiver's own throughput, "+
 			"without pgbench competing for the CPU, as on a server that fell behind. Rate: segments archived ÷ time "+
-			"until none is .ready (or until %d s, when the rate is over what was archived by then).",
+			"until none is .ready (or until %d s, when the rate is over what was archived by then). Peak RSS: the sampled "+
+			"sum over every process of the tool, detached workers included (gbc's archive pusher, pgBackRest's async process).",
 			b.p.BacklogSegments, b.backlogLimit()),
 		Columns: []Column{
 			{Key: "archived", Title: "segments archived"},
@@ -203,6 +204,7 @@ func (b *bench) walArchiveBacklog(ctx context.Context) *Scenario {
 			{Key: "rate", Title: "archive rate", Unit: "segments/s", Better: +1},
 			{Key: "mibs", Title: "archive rate", Unit: "MiB/s"},
 			{Key: "left", Title: "left at the end", Unit: "segments"},
+			{Key: "rss", Title: "peak RSS, all its processes", Unit: "MiB", Better: -1},
 		},
 	}
 	for _, t := range b.tools {
@@ -251,12 +253,18 @@ func (b *bench) backlogArchive(ctx context.Context, t tool, row *Row) (err error
 		return err
 	}
 	e.log.printf("wal-archive-backlog %s: %d segments .ready", t.name(), ready)
+	archive := t.archive(e, c)
+	stopRSS, rss := make(chan struct{}), make(chan int64, 1)
+	go func() { rss <- sampleToolRSS(filepath.Base(archive[0]), stopRSS) }()
 	start := time.Now()
-	if err := c.set(ctx, map[string]string{"archive_command": shellJoin(t.archive(e, c))}); err != nil {
+	if err := c.set(ctx, map[string]string{"archive_command": shellJoin(archive)}); err != nil {
+		close(stopRSS)
 		return err
 	}
 	werr := c.waitArchived(ctx, time.Duration(b.backlogLimit())*time.Second)
 	elapsed := time.Since(start).Seconds()
+	close(stopRSS)
+	row.Values["rss"] = float64(<-rss) / mib
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
