@@ -72,6 +72,11 @@ func testRestore(t *testing.T, st harness.Store) {
 	pg := rstPrimary(t, st)
 	pg.PgBench(t, "-i", "-s", "1", "-q")
 	pg.Exec(t, "CREATE TABLE marks (mark text PRIMARY KEY)")
+	// A server that was itself once recovered to a target keeps the setting
+	// in postgresql.auto.conf, and its backups carry it: a restore must not
+	// inherit it (it would stop at a restore point that never comes, or
+	// clash with the restore's own target).
+	pg.Exec(t, "ALTER SYSTEM SET recovery_target_name = 'left_by_an_earlier_recovery'")
 	start := time.Now()
 	id := strings.TrimSpace(retGBC(t, pg, st, "gbc-backup", []string{"--name", "base"}, rstServer))
 	t.Logf("gbc-backup: %s in %s", id, time.Since(start).Round(time.Millisecond))

@@ -55,21 +55,48 @@ func quoteWords(words []string) string {
 	return strings.Join(q, " ")
 }
 
-// Settings are the recovery settings in the order they are written.
+// targetKinds returns PostgreSQL's recovery target settings, of which at
+// most one may be set.
+func targetKinds() []string {
+	return []string{"recovery_target", "recovery_target_lsn", "recovery_target_name",
+		"recovery_target_time", "recovery_target_xid"}
+}
+
+// Settings are the recovery settings in the order they are written. Every
+// recovery target setting is written, the unused ones empty: the restored
+// postgresql.auto.conf is the original server's, and a server that was
+// itself once recovered to a target keeps that line there (PostgreSQL
+// never removes it). Left alone, it would silently stop this recovery at
+// the old target, or, next to another kind, stop the server from starting
+// ("multiple recovery targets specified").
 func (c RecoveryConfig) Settings() [][2]string {
 	s := [][2]string{{"restore_command", c.RestoreCommand()}}
 	t := c.Target
+	chosen := map[string]string{}
 	switch t.Kind() {
 	case "time":
-		s = append(s, [2]string{"recovery_target_time", FormatTime(t.Time)})
+		chosen["recovery_target_time"] = FormatTime(t.Time)
 	case "lsn":
-		s = append(s, [2]string{"recovery_target_lsn", t.LSN.String()})
+		chosen["recovery_target_lsn"] = t.LSN.String()
 	case "xid":
-		s = append(s, [2]string{"recovery_target_xid", t.XID})
+		chosen["recovery_target_xid"] = t.XID
 	case "name":
-		s = append(s, [2]string{"recovery_target_name", t.Name})
+		chosen["recovery_target_name"] = t.Name
 	case "immediate":
-		s = append(s, [2]string{"recovery_target", "immediate"})
+		chosen["recovery_target"] = "immediate"
+	}
+	// The empty ones first: PostgreSQL's check for several targets runs
+	// on every assignment, an empty one included, against the kind set
+	// last, so the chosen kind must come after every reset.
+	for _, k := range targetKinds() {
+		if _, ok := chosen[k]; !ok {
+			s = append(s, [2]string{k, ""})
+		}
+	}
+	for _, k := range targetKinds() {
+		if v, ok := chosen[k]; ok {
+			s = append(s, [2]string{k, v})
+		}
 	}
 	if t.Inclusive != nil {
 		s = append(s, [2]string{"recovery_target_inclusive", fmt.Sprint(*t.Inclusive)})

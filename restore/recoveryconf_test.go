@@ -61,9 +61,26 @@ func TestRenderRecoveryConfig(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", tg, c.Render())
 		}
 	}
+	// No target asked: every target setting the original server may have
+	// left in postgresql.auto.conf is reset, and nothing else is set.
 	plain := RecoveryConfig{WALRestore: "x", StoreURL: "file:///s", Server: "m"}.Render()
-	if strings.Contains(plain, "recovery_target") || strings.Contains(plain, "archive_mode") {
+	for _, k := range targetKinds() {
+		if !strings.Contains(plain, "\n"+k+" = ''\n") {
+			t.Errorf("%s is not reset in:\n%s", k, plain)
+		}
+	}
+	if strings.Contains(plain, "recovery_target_action") || strings.Contains(plain, "archive_mode") {
 		t.Errorf("no target asked, yet:\n%s", plain)
+	}
+	// A chosen target resets the other kinds.
+	lsn := RecoveryConfig{WALRestore: "x", StoreURL: "file:///s", Server: "m", Target: Target{LSN: 0x16B374D848}}.Render()
+	if !strings.Contains(lsn, "\nrecovery_target_time = ''\n") || strings.Count(lsn, "recovery_target_lsn") != 1 {
+		t.Errorf("an LSN target does not reset the time target, or is written twice:\n%s", lsn)
+	}
+	// PostgreSQL checks for several targets on every assignment, empty
+	// ones included: the chosen one must come after all the resets.
+	if strings.LastIndex(lsn, " = ''") > strings.Index(lsn, "recovery_target_lsn = '16/") {
+		t.Errorf("a reset follows the chosen target:\n%s", lsn)
 	}
 }
 
