@@ -502,6 +502,15 @@ func TestLookAhead(t *testing.T) {
 	}
 }
 
+// twoReady writes the first two segments of timeline 1 into dir, .ready.
+func twoReady(t *testing.T, dir string) (Name, Name) {
+	t.Helper()
+	n0, n1 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
+	writeSegment(t, dir, n0.String(), testSegSize, 1)
+	writeSegment(t, dir, n1.String(), testSegSize, 2)
+	return n0, n1
+}
+
 // holdPusher plays a running pusher on dir: it holds the lock and records
 // state, until the returned function is called.
 func holdPusher(t *testing.T, dir string, state pusherState) (release func()) {
@@ -528,9 +537,7 @@ func TestArchiveWaitsForPusher(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	dir := pgWAL(t)
-	n0, n1 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
-	writeSegment(t, dir, n0.String(), testSegSize, 1)
-	writeSegment(t, dir, n1.String(), testSegSize, 2)
+	n0, n1 := twoReady(t, dir)
 	opts := archiveOpts(codec(t, "zstd"))
 	la := lookAhead{dir: dir, identity: markerIdentity(opts.Target, testLayout), log: nopLogger{}}
 
@@ -754,9 +761,7 @@ func TestPushAheadStopsOnFailure(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	dir := pgWAL(t)
-	n0, n1 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
-	writeSegment(t, dir, n0.String(), testSegSize, 1)
-	writeSegment(t, dir, n1.String(), testSegSize, 2)
+	n0, n1 := twoReady(t, dir)
 	// Another cluster's n1 is already in the store.
 	other := pgWAL(t)
 	writeSegment(t, other, n1.String(), testSegSize, 3)

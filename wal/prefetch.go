@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -215,24 +214,7 @@ func (sp spool) wanted(from Name, segSize int64, count int) ([]Name, error) {
 }
 
 // busy tells whether a prefetcher holds the spool's lock right now.
-func (sp spool) busy() bool {
-	f, err := os.Open(filepath.Join(sp.dir, spoolLock))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := lockFile(f); err != nil {
-		return true
-	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false
-}
-
-// lockFile takes f's exclusive lock without waiting. The kernel drops it
-// when the process ends, so a crashed prefetcher never blocks the next.
-func lockFile(f *os.File) error {
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-}
+func (sp spool) busy() bool { return workerRunning(filepath.Join(sp.dir, spoolLock)) }
 
 // ShouldPrefetch tells whether starting a prefetcher after restoring from to
 // dest is worth its cost: none is running, and the next segment or at least
@@ -280,18 +262,15 @@ func Prefetch(ctx context.Context, open Opener, layout catalog.Layout, dest stri
 	if err := os.Mkdir(sp.dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create prefetch spool: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(sp.dir, spoolLock), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := takeWorkerLock(filepath.Join(sp.dir, spoolLock))
 	if err != nil {
-		return nil, fmt.Errorf("open prefetch lock: %w", err)
+		return nil, err
+	}
+	if lock == nil {
+		log.Debugf("another prefetcher is running")
+		return nil, nil
 	}
 	defer lock.Close() // releases the lock
-	if err := lockFile(lock); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			log.Debugf("another prefetcher is running")
-			return nil, nil
-		}
-		return nil, fmt.Errorf("lock prefetch spool: %w", err)
-	}
 	if sp.source() != sourceOurs {
 		if entries, err := os.ReadDir(sp.dir); err == nil {
 			sp.remove(entries, func(Name, fs.DirEntry) bool { return true })

@@ -10,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/compress"
@@ -74,13 +74,7 @@ type pusherState struct {
 // pusher reports whether a pusher holds the lock now, and its state if it
 // has recorded one.
 func (la lookAhead) pusher() (pusherState, bool) {
-	f, err := os.Open(filepath.Join(la.dir, markerDir, pusherLockFile))
-	if err != nil {
-		return pusherState{}, false
-	}
-	defer f.Close()
-	if err := lockFile(f); err == nil {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if !workerRunning(filepath.Join(la.dir, markerDir, pusherLockFile)) {
 		return pusherState{}, false
 	}
 	var st pusherState
@@ -161,18 +155,15 @@ func PushAhead(ctx context.Context, open Opener, layout catalog.Layout, walDir s
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create look-ahead marker directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, pusherLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := takeWorkerLock(filepath.Join(dir, pusherLockFile))
 	if err != nil {
-		return nil, fmt.Errorf("open pusher lock: %w", err)
+		return nil, err
+	}
+	if lock == nil {
+		log.Debugf("another pusher is running")
+		return nil, nil
 	}
 	defer lock.Close() // releases the lock
-	if err := lockFile(lock); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			log.Debugf("another pusher is running")
-			return nil, nil
-		}
-		return nil, fmt.Errorf("lock pusher: %w", err)
-	}
 	state, err := json.Marshal(pusherState{After: after.String(), Identity: la.identity})
 	if err != nil {
 		return nil, fmt.Errorf("encode pusher state: %w", err)
@@ -188,36 +179,33 @@ func PushAhead(ctx context.Context, open Opener, layout catalog.Layout, walDir s
 	defer store.Close()
 	p := pusher{store: store, layout: layout, codec: opts.Codec, level: opts.Level, log: log}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The workers stop at the first failure (errgroup cancels gctx), and
+	// so does the feeding below: the calls then push their segments
+	// themselves and report the error to PostgreSQL.
+	g, gctx := errgroup.WithContext(ctx)
 	var (
-		mu       sync.Mutex
-		stored   []string
-		firstErr error
-		wg       sync.WaitGroup
+		mu     sync.Mutex
+		stored []string
 	)
 	todo := make(chan Name)
 	for range max(1, opts.Jobs) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := p
-			p.scratch = &scratch{}
+		p := p
+		p.scratch = &scratch{}
+		g.Go(func() error {
 			for n := range todo {
-				done, err := p.push(ctx, filepath.Join(walDir, n.String()), n)
+				done, err := p.push(gctx, filepath.Join(walDir, n.String()), n)
 				if err == nil {
 					err = la.mark(n, done)
 				}
-				mu.Lock()
-				if err != nil && firstErr == nil && ctx.Err() == nil {
-					firstErr = fmt.Errorf("push %s ahead: %w", n, err)
-					cancel()
-				} else if err == nil {
-					stored = append(stored, n.String())
+				if err != nil {
+					return fmt.Errorf("push %s ahead: %w", n, err)
 				}
+				mu.Lock()
+				stored = append(stored, n.String())
 				mu.Unlock()
 			}
-		}()
+			return nil
+		})
 	}
 
 	// Feed the workers in order. cursor is the newest segment handed out:
@@ -233,7 +221,7 @@ feed:
 				break
 			}
 			select {
-			case <-ctx.Done():
+			case <-gctx.Done():
 				break feed
 			case <-time.After(pusherPoll):
 			}
@@ -243,13 +231,16 @@ feed:
 			select {
 			case todo <- n:
 				cursor = n
-			case <-ctx.Done():
+			case <-gctx.Done():
 				break feed
 			}
 		}
 		idleSince = time.Now()
 	}
 	close(todo)
-	wg.Wait()
-	return stored, firstErr
+	err = g.Wait()
+	if ctx.Err() != nil {
+		err = nil // stopped from outside, not a failure to report
+	}
+	return stored, err
 }
