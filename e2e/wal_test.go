@@ -299,16 +299,7 @@ func testLookAhead(t *testing.T, pg *harness.Cluster, st harness.Store) {
 	markers := wal.MarkerDir(dir)
 	deadline := time.Now().Add(time.Minute)
 	for _, n := range names[1:] {
-		for {
-			if _, err := os.Stat(filepath.Join(markers, n)); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(markers, wal.PusherLog))
-				t.Fatalf("the background pusher did not store %s within a minute; its log:\n%s", n, log)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitForWorker(t, deadline, filepath.Join(markers, n), filepath.Join(markers, wal.PusherLog), "the background pusher")
 	}
 	if got := archivedSegments(t, st.Open(t), server); strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Fatalf("after the pusher's markers appeared the store holds %v, want %v", got, names)
@@ -334,6 +325,23 @@ func testLookAhead(t *testing.T, pg *harness.Cluster, st harness.Store) {
 	}
 }
 
+// waitForWorker waits until a file matches pattern, which a detached
+// background worker (who) is to write, failing the test with the worker's
+// log at deadline.
+func waitForWorker(t *testing.T, deadline time.Time, pattern, logPath, who string) {
+	t.Helper()
+	for {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("%s did not write %s in time; its log:\n%s", who, filepath.Base(pattern), log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // testPrefetch restores a segment, waits for the detached prefetcher to
 // fill the spool, and checks that the next call is answered from it
 // (without the store: wrong credentials) byte-identical.
@@ -342,17 +350,8 @@ func testPrefetch(t *testing.T, pg *harness.Cluster, st harness.Store, segs []st
 	dest := filepath.Join(dir, "RECOVERYXLOG")
 	walExit(t, pg, st, 0, "gbc-wal-restore", []string{"--prefetch", "4"}, walServer, segs[0], dest)
 	next := segs[1]
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if m, _ := filepath.Glob(filepath.Join(wal.SpoolDir(dest), next+".*")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(wal.SpoolDir(dest), wal.SpoolLog))
-			t.Fatalf("the prefetcher did not fetch %s within a minute; its log:\n%s", next, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForWorker(t, time.Now().Add(time.Minute), filepath.Join(wal.SpoolDir(dest), next+".*"),
+		filepath.Join(wal.SpoolDir(dest), wal.SpoolLog), "the prefetcher")
 	answering := st
 	if bad, ok := badCredentials(st); ok {
 		answering = bad

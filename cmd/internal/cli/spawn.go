@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
@@ -11,7 +13,8 @@ import (
 
 // SpawnDetached starts this program again, as the same command with the
 // same options and arguments plus extra (hidden worker flags), as a
-// detached background process whose output goes to logPath (truncated).
+// detached background process whose output goes to logPath (truncated; its
+// directory is created if needed).
 // PostgreSQL waits for archive_command and restore_command to exit, so work
 // meant to outlive one call cannot run in the calling process; the child
 // gets its own session (PostgreSQL's signals to our process group do not
@@ -22,15 +25,16 @@ func SpawnDetached(e *Env, logPath string, extra ...string) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return fmt.Errorf("create background log directory: %w", err)
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("open background log: %w", err)
 	}
 	defer logFile.Close()
 
-	args := append(extra, passedFlags(e.Context, extra)...)
-	args = append(args, e.Args...)
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(exe, slices.Concat(extra, passedFlags(e.Context, extra), e.Args)...)
 	// The multi-call binary dispatches on argv[0]; exe may be "gbc".
 	cmd.Args[0] = e.Name
 	cmd.Stdout, cmd.Stderr = logFile, logFile

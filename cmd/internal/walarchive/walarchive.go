@@ -6,12 +6,8 @@ package walarchive
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
-
-	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
@@ -58,6 +54,10 @@ content is already archived under this name; 6 the local disk is full.`
 
 // Command returns gbc-wal-archive.
 func Command() *cli.Command {
+	pusher := cli.Bool(flagPusher, "run as the background pusher (internal)")
+	pusher.Hidden = true
+	after := cli.String(flagAfter, "the pusher stores the ready segments after this one (internal)", "")
+	after.Hidden = true
 	return &cli.Command{
 		Name:        "gbc-wal-archive",
 		Usage:       "archive one WAL file (PostgreSQL's archive_command)",
@@ -67,7 +67,7 @@ func Command() *cli.Command {
 		MaxArgs:     3,
 		Flags: append(append(cli.StoreFlags(), cli.CompressionFlags()...),
 			cli.Int("max-parallel", "segments pushed at once: the one asked for and N-1 ready ones after it by the background pusher (1: no push-ahead)", 4),
-			pusherFlag(), afterFlag()),
+			pusher, after),
 		Action: run,
 	}
 }
@@ -77,18 +77,6 @@ const (
 	flagPusher = "push-ahead-worker"
 	flagAfter  = "push-ahead-after"
 )
-
-func pusherFlag() ucli.Flag {
-	f := cli.Bool(flagPusher, "run as the background pusher (internal)")
-	f.Hidden = true
-	return f
-}
-
-func afterFlag() ucli.Flag {
-	f := cli.String(flagAfter, "the pusher stores the ready segments after this one (internal)", "")
-	f.Hidden = true
-	return f
-}
 
 func run(ctx context.Context, e *cli.Env) error {
 	storeURL, server, path := e.Args[0], e.Args[1], e.Args[2]
@@ -118,11 +106,8 @@ func run(ctx context.Context, e *cli.Env) error {
 	cli.ShortLived()
 	if opts.MaxParallel > 1 {
 		opts.StartPusher = func(after wal.Name) error {
-			dir := wal.MarkerDir(filepath.Dir(path))
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return fmt.Errorf("create look-ahead marker directory: %w", err)
-			}
-			return cli.SpawnDetached(e, filepath.Join(dir, wal.PusherLog), "--"+flagPusher, "--"+flagAfter+"="+after.String())
+			return cli.SpawnDetached(e, filepath.Join(wal.MarkerDir(filepath.Dir(path)), wal.PusherLog),
+				"--"+flagPusher, "--"+flagAfter+"="+after.String())
 		}
 	}
 	_, err = wal.Archive(ctx, open, layout, path, opts)

@@ -6,7 +6,6 @@ package walrestore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -185,10 +184,6 @@ func prefetch(ctx context.Context, e *cli.Env, open wal.Opener, layout catalog.L
 // the segments after the one just restored, logging into the spool. It
 // takes the spool's lock itself, so a second one exits at once.
 func spawnPrefetcher(e *cli.Env, dest string, segSize int64) error {
-	spool := wal.SpoolDir(dest)
-	if err := os.MkdirAll(spool, 0o700); err != nil {
-		return fmt.Errorf("create prefetch spool: %w", err)
-	}
-	return cli.SpawnDetached(e, filepath.Join(spool, wal.SpoolLog),
+	return cli.SpawnDetached(e, filepath.Join(wal.SpoolDir(dest), wal.SpoolLog),
 		"--"+flagWorker, "--"+flagSegmentSize+"="+strconv.FormatInt(segSize, 10))
 }
