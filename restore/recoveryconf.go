@@ -72,31 +72,29 @@ func targetKinds() []string {
 func (c RecoveryConfig) Settings() [][2]string {
 	s := [][2]string{{"restore_command", c.RestoreCommand()}}
 	t := c.Target
-	chosen := map[string]string{}
+	var chosen [2]string // the target setting asked for, if any
 	switch t.Kind() {
 	case "time":
-		chosen["recovery_target_time"] = FormatTime(t.Time)
+		chosen = [2]string{"recovery_target_time", FormatTime(t.Time)}
 	case "lsn":
-		chosen["recovery_target_lsn"] = t.LSN.String()
+		chosen = [2]string{"recovery_target_lsn", t.LSN.String()}
 	case "xid":
-		chosen["recovery_target_xid"] = t.XID
+		chosen = [2]string{"recovery_target_xid", t.XID}
 	case "name":
-		chosen["recovery_target_name"] = t.Name
+		chosen = [2]string{"recovery_target_name", t.Name}
 	case "immediate":
-		chosen["recovery_target"] = "immediate"
+		chosen = [2]string{"recovery_target", "immediate"}
 	}
 	// The empty ones first: PostgreSQL's check for several targets runs
 	// on every assignment, an empty one included, against the kind set
 	// last, so the chosen kind must come after every reset.
 	for _, k := range targetKinds() {
-		if _, ok := chosen[k]; !ok {
+		if k != chosen[0] {
 			s = append(s, [2]string{k, ""})
 		}
 	}
-	for _, k := range targetKinds() {
-		if v, ok := chosen[k]; ok {
-			s = append(s, [2]string{k, v})
-		}
+	if chosen[0] != "" {
+		s = append(s, chosen)
 	}
 	if t.Inclusive != nil {
 		s = append(s, [2]string{"recovery_target_inclusive", fmt.Sprint(*t.Inclusive)})
