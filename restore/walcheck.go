@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +49,11 @@ func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.B
 	if b.SystemIdentifier == "" {
 		return nil
 	}
-	sysid, err := walSystemID(ctx, s, first)
+	beginName, err := wal.ParseName(b.BeginWAL)
+	if err != nil {
+		return fmt.Errorf("backup %s: begin WAL: %w", b.ID, err)
+	}
+	sysid, err := walSystemID(ctx, s, first, beginName)
 	if err != nil {
 		return fmt.Errorf("read WAL segment %s: %w", b.BeginWAL, err)
 	}
@@ -62,13 +65,10 @@ func CheckWAL(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.B
 }
 
 // walSystemID reads the system identifier from the long header of a
-// segment's first page (XLogLongPageHeaderData: the 24-byte short header,
-// then xlp_sysid), decompressing only that much.
-func walSystemID(ctx context.Context, s cloud.Store, key string) (uint64, error) {
-	const (
-		xlpLongHeader = 0x0002 // XLP_LONG_HEADER in xlp_info
-		headerSize    = 40     // short header, xlp_sysid, xlp_seg_size, xlp_xlog_blcksz
-	)
+// segment's first page, decompressing only that much, after checking that
+// the page belongs to segment name: an object holding another segment
+// (a server-side copy under the wrong name) would make recovery end early.
+func walSystemID(ctx context.Context, s cloud.Store, key string, name wal.Name) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	body, err := s.Get(ctx, key)
@@ -82,15 +82,17 @@ func walSystemID(ctx context.Context, s cloud.Store, key string) (uint64, error)
 		return 0, err
 	}
 	defer dec.Close()
-	var page [headerSize]byte
+	var page [wal.SegmentHeaderSize]byte
 	if _, err := io.ReadFull(dec, page[:]); err != nil {
 		return 0, err
 	}
-	// WAL is written in the server's byte order; gbc supports the
-	// little-endian platforms PostgreSQL runs on in practice.
-	info := binary.LittleEndian.Uint16(page[2:4])
-	if info&xlpLongHeader == 0 {
-		return 0, errors.New("the first page has no long header: not the start of a WAL segment")
+	h, err := wal.ParseSegmentHeader(page[:])
+	if err != nil {
+		return 0, err
 	}
-	return binary.LittleEndian.Uint64(page[24:32]), nil
+	// Only the header is read: its own segment size stands for the size.
+	if err := wal.CheckSegmentHeader(name, page[:], h.SegSize); err != nil {
+		return 0, err
+	}
+	return h.SysID, nil
 }

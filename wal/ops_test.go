@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,32 @@ func walContent(size int, seed uint64) []byte {
 	return b
 }
 
+// segContent is walContent that starts with the long page header of
+// segment name, as a real segment of size bytes does.
+func segContent(t *testing.T, name string, size int, seed uint64) []byte {
+	t.Helper()
+	b := walContent(size, seed)
+	n := mustName(t, name)
+	start, err := n.StartLSN(int64(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stampHeader(b, n.TLI, start, uint32(size))
+	return b
+}
+
+// stampHeader writes a long page header (XLogLongPageHeaderData) at the
+// start of b.
+func stampHeader(b []byte, tli uint32, pageAddr uint64, segSize uint32) {
+	binary.LittleEndian.PutUint16(b[0:], 0xD110) // PostgreSQL 15
+	binary.LittleEndian.PutUint16(b[2:], xlpLongHeader)
+	binary.LittleEndian.PutUint32(b[4:], tli)
+	binary.LittleEndian.PutUint64(b[8:], pageAddr)
+	binary.LittleEndian.PutUint64(b[24:], 7441000000000000000)
+	binary.LittleEndian.PutUint32(b[32:], segSize)
+	binary.LittleEndian.PutUint32(b[36:], 8192)
+}
+
 // pgWAL makes a pg_wal directory with archive_status.
 func pgWAL(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "pg_wal")
@@ -96,7 +123,7 @@ func pgWAL(t *testing.T) string {
 // writeSegment writes segment name with content of seed and marks it .ready.
 func writeSegment(t *testing.T, dir, name string, size int, seed uint64) []byte {
 	t.Helper()
-	data := walContent(size, seed)
+	data := segContent(t, name, size, seed)
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +191,8 @@ func onlyFiles(t *testing.T, dir string, names ...string) {
 func TestArchiveRestoreEveryCodecAndKind(t *testing.T) {
 	ctx := context.Background()
 	files := map[string][]byte{
-		"000000010000000000000003":                 walContent(testSegSize, 1),
-		"000000010000000000000004.partial":         walContent(testSegSize, 2),
+		"000000010000000000000003":                 segContent(t, "000000010000000000000003", testSegSize, 1),
+		"000000010000000000000004.partial":         segContent(t, "000000010000000000000004", testSegSize, 2),
 		"000000010000000000000002.00000028.backup": []byte("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"),
 		"00000002.history":                         []byte("1\t0/3000158\tno recovery target specified\n"),
 	}
@@ -218,7 +245,7 @@ func TestArchiveDuplicateAndConflict(t *testing.T) {
 	dir := t.TempDir()
 	name := "000000010000000000000007"
 	path := filepath.Join(dir, name)
-	orig := walContent(testSegSize, 7)
+	orig := segContent(t, name, testSegSize, 7)
 	os.WriteFile(path, orig, 0o600)
 	if _, err := Archive(ctx, st.open, testLayout, path, archiveOpts(codec(t, "zstd"))); err != nil {
 		t.Fatal(err)
@@ -235,7 +262,7 @@ func TestArchiveDuplicateAndConflict(t *testing.T) {
 	}
 
 	// Different content: refused whatever the codec, object untouched.
-	other := walContent(testSegSize, 8)
+	other := segContent(t, name, testSegSize, 8)
 	os.WriteFile(path, other, 0o600)
 	for _, c := range []string{"zstd", "gzip"} {
 		_, err := Archive(ctx, st.open, testLayout, path, archiveOpts(codec(t, c)))
@@ -260,7 +287,7 @@ func TestArchiveComparesObjectsWithoutChecksum(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	name := "000000010000000000000009"
-	data := walContent(testSegSize, 9)
+	data := segContent(t, name, testSegSize, 9)
 	// As another tool would store it: no gbc metadata.
 	if err := st.store(t).Put(ctx, testLayout.WALKey(name, ""), bytes.NewReader(data), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -270,7 +297,7 @@ func TestArchiveComparesObjectsWithoutChecksum(t *testing.T) {
 	if res, err := Archive(ctx, st.open, testLayout, path, archiveOpts(codec(t, "zstd"))); err != nil || !res.AlreadyStored {
 		t.Fatalf("identical push over an object without checksum = %+v, %v", res, err)
 	}
-	os.WriteFile(path, walContent(testSegSize, 10), 0o600)
+	os.WriteFile(path, segContent(t, name, testSegSize, 10), 0o600)
 	if _, err := Archive(ctx, st.open, testLayout, path, archiveOpts(codec(t, "zstd"))); !errors.Is(err, ErrConflict) {
 		t.Fatalf("different push over an object without checksum: %v", err)
 	}
@@ -305,7 +332,7 @@ func TestArchiveLargeSegment(t *testing.T) {
 	st := newTestStore(t)
 	name := "000000010000000000000011"
 	path := filepath.Join(t.TempDir(), name)
-	data := walContent(4<<20, 11)
+	data := segContent(t, name, 4<<20, 11)
 	os.WriteFile(path, data, 0o600)
 	store, _ := st.open(ctx)
 	p := pusher{store: flakyPut{Store: store}, layout: testLayout, codec: codec(t, "zstd"), log: nopLogger{}, bufLimit: 1 << 20}
@@ -363,7 +390,7 @@ func TestRestorePartial(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	src := t.TempDir()
-	partial := walContent(testSegSize, 12)
+	partial := segContent(t, "00000001000000000000000C", testSegSize, 12)
 	os.WriteFile(filepath.Join(src, "00000001000000000000000C.partial"), partial, 0o600)
 	if _, err := Archive(ctx, st.open, testLayout, filepath.Join(src, "00000001000000000000000C.partial"), archiveOpts(codec(t, "zstd"))); err != nil {
 		t.Fatal(err)
@@ -386,7 +413,7 @@ func TestRestoreDetectsDamage(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	name := "00000001000000000000000D"
-	good := walContent(testSegSize, 13)
+	good := segContent(t, name, testSegSize, 13)
 	path := filepath.Join(t.TempDir(), name)
 	os.WriteFile(path, good, 0o600)
 	if _, err := Archive(ctx, st.open, testLayout, path, archiveOpts(codec(t, "zstd"))); err != nil {
@@ -400,7 +427,7 @@ func TestRestoreDetectsDamage(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	zw, _ := codec(t, "zstd").NewWriter(&buf, 0)
-	zw.Write(walContent(testSegSize, 14))
+	zw.Write(segContent(t, name, testSegSize, 14))
 	zw.Close()
 	st.store(t).Delete(ctx, key)
 	if err := st.store(t).Put(ctx, key, &buf, cloud.PutOptions{Metadata: a.Metadata}); err != nil {
@@ -479,7 +506,7 @@ func TestLookAhead(t *testing.T) {
 
 	// A segment changed on disk since it was pushed is not vouched for:
 	// the usual push finds the conflict.
-	os.WriteFile(filepath.Join(dir, names[2]), walContent(testSegSize, 99), 0o600)
+	os.WriteFile(filepath.Join(dir, names[2]), segContent(t, names[2], testSegSize, 99), 0o600)
 	if _, err := Archive(ctx, st.open, testLayout, filepath.Join(dir, names[2]), opts); !errors.Is(err, ErrConflict) {
 		t.Fatalf("changed segment: %v, want ErrConflict", err)
 	}
@@ -619,7 +646,7 @@ func archiveSeries(t *testing.T, st *testStore, first string, count int) map[str
 	n := mustName(t, first)
 	for i := range count {
 		path := filepath.Join(dir, n.String())
-		data[n.String()] = walContent(testSegSize, uint64(100+i))
+		data[n.String()] = segContent(t, n.String(), testSegSize, uint64(100+i))
 		os.WriteFile(path, data[n.String()], 0o600)
 		if _, err := Archive(context.Background(), st.open, testLayout, path, archiveOpts(codec(t, "zstd"))); err != nil {
 			t.Fatal(err)

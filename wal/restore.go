@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -167,7 +168,8 @@ func download(ctx context.Context, store cloud.Store, key string, attrs cloud.At
 		}
 	}()
 	d = newDigest()
-	if _, err = copyHashing(f, zr, d); err != nil {
+	check := newContentCheck(name)
+	if _, err = copyHashing(io.MultiWriter(f, check), zr, d); err != nil {
 		return "", nil, fmt.Errorf("restore %s from %s: %w", name, key, err)
 	}
 	switch {
@@ -182,6 +184,12 @@ func download(ctx context.Context, store cloud.Store, key string, attrs cloud.At
 	}
 	if name.Kind == Segment && !ValidSegmentSize(d.n) {
 		err = fmt.Errorf("%w: %s holds %d bytes, which is not a WAL segment size", ErrChecksum, key, d.n)
+		return "", nil, err
+	}
+	// The checksum travels with the object, so a copy of another
+	// segment's object under this name passes it: only the content tells.
+	if err = check.verify(d.n); err != nil {
+		err = fmt.Errorf("%s holds the wrong file, refused before it reached PostgreSQL: %w", key, err)
 		return "", nil, err
 	}
 	if err = f.Sync(); err != nil {
