@@ -38,6 +38,8 @@ func (r *run) complete(ctx context.Context, places []Placement) error {
 		if err := writeRecovery(root, *c); err != nil {
 			return err
 		}
+	} else if err := removeSignal(root, standbySignal); err != nil {
+		return err
 	}
 	for _, x := range r.roots {
 		if err := x.finish(); err != nil {
@@ -174,15 +176,26 @@ func (r *run) writeManifest(ctx context.Context, newMap []byte) error {
 	return nil
 }
 
-// writeRecovery creates recovery.signal and appends the recovery settings
-// to postgresql.auto.conf, which PostgreSQL reads after postgresql.conf.
+// writeRecovery creates the signal file of c's recovery mode, removes the
+// other one, and appends the recovery settings to postgresql.auto.conf,
+// which PostgreSQL reads after postgresql.conf. A backup taken from a
+// standby holds that standby's standby.signal (pg_basebackup copies it
+// too), which would win over recovery.signal and make the restored server
+// a standby of the old primary that never ends recovery: it goes. The
+// signal file is always created anew, so that what ends up in the data
+// directory is never a file from the backup.
 func writeRecovery(root *os.Root, c RecoveryConfig) error {
-	sig, err := root.OpenFile(recoverySignal, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	for _, name := range []string{standbySignal, recoverySignal} {
+		if err := removeSignal(root, name); err != nil {
+			return err
+		}
+	}
+	sig, err := root.OpenFile(c.SignalFile(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", recoverySignal, err)
+		return fmt.Errorf("write %s: %w", c.SignalFile(), err)
 	}
 	if err := sig.Close(); err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", c.SignalFile(), err)
 	}
 	f, err := root.OpenFile(autoConf, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -194,6 +207,14 @@ func writeRecovery(root *os.Root, c RecoveryConfig) error {
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", autoConf, err)
+	}
+	return nil
+}
+
+// removeSignal removes a signal file, if there is one.
+func removeSignal(root *os.Root, name string) error {
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
 }
@@ -225,7 +246,7 @@ func WriteRecovery(dir string, c RecoveryConfig) error {
 	if err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	for _, name := range []string{recoverySignal, autoConf} {
+	for _, name := range []string{c.SignalFile(), autoConf} {
 		if st, ok := info.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
 			if err := root.Chown(name, int(st.Uid), int(st.Gid)); err != nil {
 				return fmt.Errorf("give %s to the data directory's owner: %w", name, err)
@@ -234,6 +255,28 @@ func WriteRecovery(dir string, c RecoveryConfig) error {
 		if err := fsyncPath(filepath.Join(dir, name)); err != nil {
 			return err
 		}
+	}
+	return fsyncPath(dir)
+}
+
+// RemoveStandbySignal removes standby.signal from the data directory dir,
+// already in place (disks made from a snapshot backup's snapshots), when
+// no recovery configuration is written there (--no-recovery-config): the
+// snapshot of a standby's disk holds its standby.signal, and a restored
+// server must not start as a standby of the old primary unless asked to.
+// The removal is made durable.
+func RemoveStandbySignal(dir string) error {
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	defer root.Close()
+	if err := removeSignal(root, standbySignal); err != nil {
+		return err
 	}
 	return fsyncPath(dir)
 }

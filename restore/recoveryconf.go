@@ -25,6 +25,13 @@ type RecoveryConfig struct {
 	// DisableArchiving adds archive_mode = off, so that a copy restored for
 	// a test cannot push a new timeline into the original's archive.
 	DisableArchiving bool
+	// Standby starts the restored server as a standby (standby.signal, as
+	// pgBackRest's --type=standby does), to build a replica: it keeps the
+	// original's primary_conninfo and primary_slot_name, which such a
+	// replica may want. Otherwise both are reset, and the restored server
+	// recovers and promotes on its own even when the backup was taken
+	// from a standby.
+	Standby bool
 	// BackupID and Now only annotate the written block.
 	BackupID string
 	Now      time.Time
@@ -71,6 +78,16 @@ func targetKinds() []string {
 // ("multiple recovery targets specified").
 func (c RecoveryConfig) Settings() [][2]string {
 	s := [][2]string{{"restore_command", c.RestoreCommand()}}
+	if !c.Standby {
+		// A backup taken from a standby carries its postgresql.auto.conf,
+		// where pg_basebackup -R (or an operator) put the connection to
+		// its primary. Without standby.signal PostgreSQL does not use
+		// it, but it stays in the file: should the restored server ever
+		// be made a standby (of a new primary, say), it would silently
+		// stream from the old one, through the old one's slot. Reset,
+		// as the targets are.
+		s = append(s, [2]string{"primary_conninfo", ""}, [2]string{"primary_slot_name", ""})
+	}
 	t := c.Target
 	var chosen [2]string // the target setting asked for, if any
 	switch t.Kind() {
@@ -109,6 +126,15 @@ func (c RecoveryConfig) Settings() [][2]string {
 		s = append(s, [2]string{"archive_mode", "off"})
 	}
 	return s
+}
+
+// SignalFile is the file that makes PostgreSQL start in the recovery mode
+// c asks for: standby.signal for a standby, recovery.signal otherwise.
+func (c RecoveryConfig) SignalFile() string {
+	if c.Standby {
+		return standbySignal
+	}
+	return recoverySignal
 }
 
 // Render is the block appended to postgresql.auto.conf. Later lines win in

@@ -69,6 +69,7 @@ const (
 	manifestName   = "backup_manifest"
 	autoConf       = "postgresql.auto.conf"
 	recoverySignal = "recovery.signal"
+	standbySignal  = "standby.signal"
 )
 
 // emptyDirs must exist for PostgreSQL to start. A backup holds them as

@@ -93,6 +93,27 @@ func (t Target) Check() error {
 	return nil
 }
 
+// CheckStandby refuses a target for a restore that starts a standby
+// (--standby). PostgreSQL does honour the recovery target settings in
+// standby mode ("will also be applied but are typically not useful in this
+// mode", says its documentation of standby.signal): replay stops at the
+// target, then recovery_target_action applies. pause leaves a standby that
+// no longer follows its primary, promote ends standby mode, which a
+// restore without --standby does already, and shutdown stops the server:
+// none builds a replica, which is what --standby is for, so the mistake is
+// caught here rather than after the restore (pgBackRest's --type=standby
+// takes no target either). --target-timeline is allowed: it is what a
+// standby follows (latest: across its primary's promotions).
+func (t Target) CheckStandby() error {
+	if k := t.Kind(); k != "" {
+		return fmt.Errorf("--standby builds a replica that keeps following its primary, and --target-%s would stop its replay: restore without --standby for point-in-time recovery", k)
+	}
+	if t.Action != "" {
+		return errors.New("--standby builds a replica that never ends recovery: --target-action does not apply")
+	}
+	return nil
+}
+
 // Reachable tells whether recovery from b can reach the target. Only time,
 // LSN and timeline can be compared with a backup; a target before the end of
 // the backup would make PostgreSQL stop with "requested recovery stop point

@@ -98,5 +98,6 @@
 // listen_addresses=127.0.0.1 on its command line. Its stderr goes to
 // LogPath, whose last 50 lines are logged when the test fails. The
 // postmaster gets SIGQUIT (immediate shutdown) if the test binary dies.
-// pg_amcheck needs `CREATE EXTENSION amcheck` first.
+// pg_amcheck needs `CREATE EXTENSION amcheck` first. StartStandby makes a
+// hot standby of a running cluster with pg_basebackup -R.
 package harness

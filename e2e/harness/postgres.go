@@ -169,6 +169,35 @@ func StartPostgresFrom(t testing.TB, dataDir string, opts PGOptions) *Cluster {
 	return c
 }
 
+// StartStandby makes a hot standby of this running cluster the way an
+// operator does, and starts it: pg_basebackup -R into a NewEmptyDataDir
+// (which writes standby.signal, and primary_conninfo pointing at this
+// cluster into postgresql.auto.conf), then StartFrom, so that it has this
+// cluster's options (and so its Env) and a port of its own. It has the
+// primary's postgresql.conf: its archive_mode = on archives on a primary
+// only, so the standby archives nothing until it is promoted.
+func (c *Cluster) StartStandby(t testing.TB) *Cluster {
+	t.Helper()
+	dir := NewEmptyDataDir(t)
+	c.Run(t, "pg_basebackup", "-D", dir, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+	return c.StartFrom(t, dir, 0)
+}
+
+// WaitReplayed waits until this standby has replayed the WAL up to lsn,
+// e.g. its primary's pg_current_wal_lsn(), and fails the test after
+// timeout.
+func (c *Cluster) WaitReplayed(t testing.TB, lsn string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for c.QueryString(t, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn) != "t" {
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: standby has not replayed up to %s after %v (at %s); log tail:\n%s",
+				lsn, timeout, c.QueryString(t, "SELECT pg_last_wal_replay_lsn()"), tailFile(c.LogPath, 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func newCluster(t testing.TB, opts PGOptions) *Cluster {
 	t.Helper()
 	bindir, err := pgBinDir()

@@ -19,6 +19,7 @@ import (
 	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
 	"github.com/gbc-backup/gbc/pg"
 	"github.com/gbc-backup/gbc/restore"
+	"github.com/gbc-backup/gbc/wal"
 )
 
 const description = `Downloads the parts of a backup in parallel, verifies each part's checksum,
@@ -29,6 +30,13 @@ the same store and server, with the recovery target given. Start the server
 afterwards (pg_ctl -D DEST_DIR start) as the database's OS user, with the
 store credentials in its environment: none is written into the config.
 
+A backup taken from a standby restores as a server that recovers and
+promotes on its own: the standby's standby.signal is left out, and
+primary_conninfo and primary_slot_name are reset. With --standby it restores
+as a standby instead, to build a replica: standby.signal rather than
+recovery.signal, the original's primary_conninfo and primary_slot_name kept,
+and no recovery target (only --target-timeline).
+
 BACKUP_ID is an id, a backup name, latest, oldest, or auto: with a recovery
 target, the newest DONE backup that ended before it.
 
@@ -38,7 +46,8 @@ Examples:
   gbc-restore s3://bucket/pg main latest /var/lib/postgresql/15/main
   gbc-restore --target-time "2026-11-24 21:48:42+01" --target-action promote \
       s3://bucket/pg main auto /srv/pitr
-  gbc-restore --tablespace fast:/mnt/ssd/fast gs://bucket main 20261124T214842Z /srv/copy`
+  gbc-restore --tablespace fast:/mnt/ssd/fast gs://bucket main 20261124T214842Z /srv/copy
+  gbc-restore --standby s3://bucket/pg main latest /var/lib/postgresql/15/replica`
 
 // Command returns gbc-restore.
 func Command() *cli.Command {
@@ -52,7 +61,8 @@ func Command() *cli.Command {
 		cli.String("target-timeline", "recover along this timeline: current, latest or a number (PostgreSQL's default: latest)", ""),
 		cli.String("target-inclusive", "true: stop just after the target (PostgreSQL's default); false: just before it", ""),
 		cli.String("target-action", "at the target: pause, promote or shutdown (PostgreSQL's default: pause)", ""),
-		cli.Bool("no-recovery-config", "write no recovery.signal nor recovery settings"),
+		cli.Bool("no-recovery-config", "write no recovery.signal nor recovery settings (a standby's standby.signal is still left out)"),
+		cli.Bool("standby", "start the restored server as a standby (standby.signal), keeping the original's primary_conninfo and primary_slot_name: to build a replica; no recovery target"),
 		cli.String("wal-restore-command", "program (with options) to fetch WAL in restore_command, instead of this gbc's gbc-wal-restore", ""),
 		cli.Bool("disable-archiving", "add archive_mode = off, so that a restored copy cannot archive into the original's store"),
 		cli.Bool("no-wal-check", "skip checking that the store holds the backup's WAL, from the same cluster"),
@@ -92,9 +102,12 @@ func run(ctx context.Context, e *cli.Env) error {
 	if syncMethod != restore.SyncFsync && syncMethod != restore.SyncSyncfs {
 		return cli.Usagef("--sync-method %q: use %s or %s", syncMethod, restore.SyncFsync, restore.SyncSyncfs)
 	}
-	noRecovery := e.Bool("no-recovery-config")
+	noRecovery, standby := e.Bool("no-recovery-config"), e.Bool("standby")
 	if noRecovery && target.Kind() != "" {
 		return cli.Usagef("--no-recovery-config writes no recovery settings, so a recovery target cannot be given with it")
+	}
+	if noRecovery && standby {
+		return cli.Usagef("--standby writes standby.signal and recovery settings, which --no-recovery-config leaves out: give one of them")
 	}
 	instance := e.String("snapshot-recovery-instance")
 	if err := checkSnapshotArgs(instance, relocate); err != nil {
@@ -120,6 +133,9 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err := target.Reachable(b); err != nil {
 		return cli.Exit(cli.ExitUsage, err)
 	}
+	if b.FromStandby && !standby {
+		e.Log.Infof("backup %s was taken from a standby: the restored server is not one (no standby.signal, primary_conninfo and primary_slot_name reset) and recovers on its own; --standby restores a replica", b.ID)
+	}
 	if instance != "" {
 		if err := checkSnapshotRecovery(ctx, e, b, instance, dest); err != nil {
 			return err
@@ -135,7 +151,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	if !noRecovery && !e.Bool("no-wal-check") {
 		if err := restore.CheckWAL(ctx, s, layout, b); err != nil {
 			switch {
-			case errors.Is(err, restore.ErrSystemMismatch):
+			case errors.Is(err, restore.ErrSystemMismatch), errors.Is(err, wal.ErrWrongFile):
 				return cli.Exit(cli.ExitConflict, err)
 			case errors.Is(err, restore.ErrMissingWAL):
 				return cli.Exit(cli.ExitNotFound, fmt.Errorf("%w (--no-wal-check restores anyway)", err))
@@ -157,6 +173,7 @@ func run(ctx context.Context, e *cli.Env) error {
 			Server:           server,
 			Target:           target,
 			DisableArchiving: e.Bool("disable-archiving"),
+			Standby:          standby,
 			BackupID:         b.ID,
 			Now:              time.Now(),
 		}
@@ -174,9 +191,12 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	if rc != nil {
-		if kind := target.Kind(); kind != "" {
+		switch kind := target.Kind(); {
+		case rc.Standby:
+			e.Log.Infof("the server will start as a standby: it replays the archived WAL, then keeps following through restore_command and the original's primary_conninfo, if any; restore_command: %s", rc.RestoreCommand())
+		case kind != "":
 			e.Log.Infof("recovery will stop at --target-%s; restore_command: %s", kind, rc.RestoreCommand())
-		} else {
+		default:
 			e.Log.Infof("recovery will replay all archived WAL; restore_command: %s", rc.RestoreCommand())
 		}
 		if !rc.DisableArchiving {
@@ -241,6 +261,13 @@ func targetFromFlags(e *cli.Env) (restore.Target, error) {
 			return t, cli.Usagef("--target-inclusive %q: use true or false", v)
 		}
 		t.Inclusive = &b
+	}
+	// Before Check, whose "--target-action needs a recovery target" would
+	// mislead one who asked for a standby.
+	if e.Bool("standby") {
+		if err := t.CheckStandby(); err != nil {
+			return t, cli.Exit(cli.ExitUsage, err)
+		}
 	}
 	if err := t.Check(); err != nil {
 		return t, cli.Exit(cli.ExitUsage, err)

@@ -24,9 +24,10 @@ each where the record says; then run gbc-restore on that instance with
 it was on the backed-up host. gbc-restore checks that each disk is attached
 to the instance and mounted at its recorded mount point (and refuses, exit
 code 4, if not), then writes backup_label, tablespace_map and the recovery
-configuration, as a file restore does. The provider, region, zone, project,
-subscription and resource group come from the record; the provider options
-override them where the recovery instance differs. Run it as root or as the
+configuration, as a file restore does (a standby's standby.signal goes,
+unless --standby). The provider, region, zone, project, subscription and
+resource group come from the record; the provider options override them
+where the recovery instance differs. Run it as root or as the
 data directory's owner: the files written go to that owner.
 
   gbc-restore --snapshot-recovery-instance db2 s3://bucket/pg main latest /var/lib/postgresql/15/main`
@@ -88,7 +89,9 @@ func checkSnapshotRecovery(ctx context.Context, e *cli.Env, b *catalog.Backup, i
 // recoverSnapshot writes into dest, the data directory on disks made from
 // b's snapshots, what a file restore would have restored besides the
 // files: backup_label and tablespace_map, then (unless rc is nil) the
-// recovery configuration, written by the file restore's own code.
+// recovery configuration, written by the file restore's own code. A
+// standby's disks hold its standby.signal: it goes, as from a file
+// restore, unless rc asks for a standby.
 func recoverSnapshot(e *cli.Env, b *catalog.Backup, dest string, rc *restore.RecoveryConfig) error {
 	if err := snapshot.WriteLabelFiles(dest, b); err != nil {
 		return err
@@ -97,6 +100,8 @@ func recoverSnapshot(e *cli.Env, b *catalog.Backup, dest string, rc *restore.Rec
 		if err := restore.WriteRecovery(dest, *rc); err != nil {
 			return fmt.Errorf("recovery configuration: %w", err)
 		}
+	} else if err := restore.RemoveStandbySignal(dest); err != nil {
+		return fmt.Errorf("recovery configuration: %w", err)
 	}
 	for _, s := range b.Snapshots {
 		e.Log.Infof("snapshot %s of disk %s: mounted at %s", s.ID, s.Disk, s.MountPoint)
