@@ -72,8 +72,10 @@ type Options struct {
 // commands map it to their conflict exit code.
 var ErrRefused = errors.New("refused")
 
-// heartbeatEvery is how often a STARTED record is refreshed: far below any
-// sensible --orphan-age, rare enough to cost nothing.
+// heartbeatEvery is how often a STARTED record is refreshed. Retention
+// takes a record silent for catalog.StaleHeartbeats intervals for dead, so
+// this bounds how long a crashed backup pins WAL (15 minutes); one small
+// PUT every 5 minutes costs nothing.
 const heartbeatEvery = 5 * time.Minute
 
 // sessionCheckEvery is how often a local backup checks that its session is
@@ -88,7 +90,12 @@ type run struct {
 	mu  sync.Mutex // guards rec between the backup and the heartbeat
 	rec *catalog.Backup
 
+	// stopBeat stops the heartbeat and waits for it; lastBeat (the last
+	// successful refresh) and lost (why the heartbeat gave up) are
+	// written by the heartbeat and read only once it has stopped.
 	stopBeat func()
+	lastBeat time.Time
+	lost     error
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -228,6 +235,8 @@ func (r *run) create(ctx context.Context, b *catalog.Backup) error {
 		b.ID = now.Format(catalog.IDLayout)
 		b.BeginTime = now
 		b.Heartbeat = now
+		// Whole seconds, rounded up: a reader waits a little longer.
+		b.HeartbeatInterval = int64((r.o.heartbeatEvery + time.Second - 1) / time.Second)
 		b.Label = "gbc " + b.ID
 		err := catalog.Create(ctx, r.o.Store, r.layout, b)
 		if err == nil {
@@ -253,29 +262,94 @@ func (r *run) update(ctx context.Context, f func(b *catalog.Backup)) error {
 	return catalog.Save(ctx, r.o.Store, r.layout, r.rec)
 }
 
-// heartbeat refreshes the STARTED record until stopped, so that retention
-// tells this live backup from one whose process died. Its failures are
-// only warnings: the backup itself may still succeed.
-func (r *run) heartbeat(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
+// heartbeat refreshes the STARTED record (just written by create) every
+// heartbeatEvery until stopped, so that retention tells this live backup
+// from one whose process died. A failed refresh is retried sooner. Once
+// none has succeeded for catalog.HeartbeatGiveUp intervals, a reader may
+// soon take the backup for dead and delete the WAL it needs, so the backup
+// must not go on unprotected: the returned context, which the rest of the
+// backup runs on, is cancelled, and fail reports why. No refresh is written
+// after such a silence either (a machine that was suspended, a process that
+// was stopped): it could bring back a record already deleted as dead.
+func (r *run) heartbeat(ctx context.Context) context.Context {
+	ctx, lose := context.WithCancelCause(ctx)
+	bctx, stop := context.WithCancel(ctx)
+	every := r.o.heartbeatEvery
+	giveUp := catalog.HeartbeatGiveUp * every
+	r.lastBeat = time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(r.o.heartbeatEvery)
-		defer t.Stop()
+		var lastErr error
+		delay := every
 		for {
+			t := time.NewTimer(delay)
 			select {
-			case <-ctx.Done():
+			case <-bctx.Done():
+				t.Stop()
 				return
 			case <-t.C:
-				err := r.update(ctx, func(b *catalog.Backup) { b.Heartbeat = r.o.now().UTC() })
-				if err != nil && ctx.Err() == nil {
-					r.o.warnf("refresh the STARTED record: %v", err)
-				}
 			}
+			silent := r.sinceBeat()
+			if silent < giveUp {
+				// Bounded, so that a hung request cannot carry the
+				// backup past the point where it must stop.
+				wctx, cancel := context.WithTimeout(bctx, min(every/2, giveUp-silent))
+				lastErr = r.update(wctx, func(b *catalog.Backup) { b.Heartbeat = r.o.now().UTC() })
+				cancel()
+				if bctx.Err() != nil {
+					return
+				}
+				if lastErr == nil {
+					r.lastBeat, delay = time.Now(), every
+					continue
+				}
+				silent = r.sinceBeat()
+			}
+			if silent >= giveUp {
+				r.lost = heartbeatLost(silent, every, lastErr)
+				lose(r.lost)
+				return
+			}
+			delay = min(every/5, giveUp-silent)
+			r.o.warnf("refresh the STARTED record (trying again in %s): %v", delay.Round(time.Second), lastErr)
 		}
 	}()
-	r.stopBeat = func() { cancel(); <-done }
+	r.stopBeat = func() { stop(); <-done }
+	return ctx
+}
+
+// sinceBeat is the time since the last successful refresh, by the later of
+// the monotonic and the wall clock: the monotonic clock stands still while
+// the machine is suspended, and the readers on other machines go by wall
+// clocks.
+func (r *run) sinceBeat() time.Duration {
+	now := time.Now()
+	return max(now.Sub(r.lastBeat), now.Round(0).Sub(r.lastBeat.Round(0)))
+}
+
+func heartbeatLost(silent, every time.Duration, lastErr error) error {
+	why := "was the machine suspended, or the process stopped?"
+	if lastErr != nil {
+		why = "last error: " + lastErr.Error()
+	}
+	return fmt.Errorf("the STARTED record could not be refreshed for %s (%s): stopping, since gbc-backup-delete takes a backup without a heartbeat for %s for dead and deletes the WAL it needs",
+		silent.Round(time.Second), why, catalog.StaleHeartbeats*every)
+}
+
+// checkBeat tells whether the backup was protected by its heartbeat
+// throughout, so that it may be committed.
+func (r *run) checkBeat() error {
+	if r.lost != nil {
+		return r.lost
+	}
+	if r.lastBeat.IsZero() {
+		return nil // no heartbeat was started (tests)
+	}
+	if silent, every := r.sinceBeat(), r.o.heartbeatEvery; silent >= catalog.HeartbeatGiveUp*every {
+		return fmt.Errorf("%w; not marking it DONE", heartbeatLost(silent, every, nil))
+	}
+	return nil
 }
 
 // fail records the failure: a FAILED record, so that list shows it and
@@ -285,6 +359,15 @@ func (r *run) fail(ctx context.Context, cause error) error {
 	if r.stopBeat != nil {
 		r.stopBeat()
 		r.stopBeat = nil
+	}
+	if r.lost != nil && !errors.Is(cause, r.lost) {
+		// The backup was stopped for its lost heartbeat: that is the
+		// cause, not the cancellation it saw.
+		if errors.Is(cause, context.Canceled) {
+			cause = r.lost
+		} else {
+			cause = fmt.Errorf("%w; then: %v", r.lost, cause)
+		}
 	}
 	if r.rec == nil || r.rec.ID == "" {
 		return cause
@@ -306,6 +389,9 @@ func (r *run) fail(ctx context.Context, cause error) error {
 func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
 	r.stopBeat()
 	r.stopBeat = nil
+	if err := r.checkBeat(); err != nil {
+		return nil, err
+	}
 	// A backup that stalled longer than gbc-backup-delete's --orphan-age may
 	// have been taken for dead and had its record and parts deleted. Writing
 	// DONE then would show a backup with missing parts, so the record is
@@ -316,7 +402,7 @@ func (r *run) done(ctx context.Context) (*catalog.Backup, error) {
 	err := r.update(ctx, func(b *catalog.Backup) {
 		b.Status = catalog.StatusDone
 		b.EndTime = r.o.now().UTC()
-		b.Heartbeat = time.Time{}
+		b.Heartbeat, b.HeartbeatInterval = time.Time{}, 0
 	})
 	if err != nil {
 		return nil, err

@@ -114,7 +114,7 @@ func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
 		return nil, err
 	}
 	r.o.logf("backup %s of server %s started (method local, data directory %s)", rec.ID, r.o.Server, si.dataDir)
-	r.heartbeat(ctx)
+	ctx = r.heartbeat(ctx)
 	b, err := r.localCopy(ctx, conn, si)
 	if err != nil {
 		return nil, r.fail(ctx, err)

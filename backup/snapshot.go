@@ -111,7 +111,7 @@ func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.B
 		return nil, err
 	}
 	r.o.logf("backup %s of server %s started (method snapshot, %s instance %s)", rec.ID, r.o.Server, so.Provider.Name(), so.Instance)
-	r.heartbeat(ctx)
+	ctx = r.heartbeat(ctx)
 	b, err := r.snapshotCopy(ctx, conn, si, so, targets)
 	if err != nil {
 		return nil, r.fail(ctx, err)

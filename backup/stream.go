@@ -66,7 +66,7 @@ func (r *run) stream(ctx context.Context) (*catalog.Backup, error) {
 		return nil, err
 	}
 	r.o.logf("backup %s of server %s started (method stream)", rec.ID, r.o.Server)
-	r.heartbeat(ctx)
+	ctx = r.heartbeat(ctx)
 	b, err := r.streamCopy(ctx, rc, segSize)
 	if err != nil {
 		return nil, r.fail(ctx, err)

@@ -86,6 +86,12 @@ type Backup struct {
 	// that retention can tell a long backup that is still alive from one
 	// whose process died (see the package documentation).
 	Heartbeat time.Time `json:"heartbeat,omitzero"`
+	// HeartbeatInterval is how often, in seconds, the writer refreshes
+	// Heartbeat. It tells a reader the writer's cadence, so that a STARTED
+	// record whose heartbeat stopped is known dead after a few intervals
+	// (see SilenceLimit) rather than after --orphan-age. Records written
+	// by older releases have none.
+	HeartbeatInterval int64 `json:"heartbeat_interval,omitempty"`
 
 	Keep     string            `json:"keep,omitempty"` // "", KeepFull or KeepStandalone
 	Tags     map[string]string `json:"tags,omitempty"`

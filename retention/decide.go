@@ -44,6 +44,14 @@ func (e Entry) LastActivity() time.Time {
 	return t
 }
 
+// Live tells whether e, a STARTED backup, still counts as in progress at
+// now: its last sign of life is within the record's silence limit (a few
+// heartbeat intervals, or orphanAge for a record that declares none; see
+// catalog.Backup.SilenceLimit). A dead one protects no WAL and is cleaned up.
+func (e Entry) Live(now time.Time, orphanAge time.Duration) bool {
+	return e.Record != nil && now.Sub(e.LastActivity()) <= e.Record.SilenceLimit(orphanAge)
+}
+
 // Input is everything a retention decision depends on. Decide does no I/O
 // and reads no clock: the same Input always gives the same Plan.
 type Input struct {
@@ -59,7 +67,9 @@ type Input struct {
 	// OrphanAge is how long a FAILED backup, a STARTED backup without sign
 	// of life, or objects without a record are left alone before they are
 	// cleaned up. It must be positive: a running backup is only told apart
-	// from a dead one by its age.
+	// from a dead one by its age. A STARTED record that declares its
+	// heartbeat interval is dead sooner, once its heartbeat stopped for a
+	// few intervals (see Entry.Live).
 	OrphanAge time.Duration
 	Now       time.Time
 }
@@ -151,7 +161,7 @@ func Decide(in Input) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := requestDeletion(entries, candidates, id, v[id], in.MinRedundancy); err != nil {
+		if err := requestDeletion(entries, candidates, id, v[id], in.MinRedundancy, in.OrphanAge); err != nil {
 			return nil, err
 		}
 	}
@@ -208,7 +218,7 @@ func classify(e Entry, in Input) *verdict {
 		}
 		return &verdict{reason: ReasonYoung}
 	case catalog.StatusStarted:
-		if old {
+		if !e.Live(in.Now, in.OrphanAge) {
 			return &verdict{doom: true, reason: ReasonStale}
 		}
 		return &verdict{reason: ReasonInProgress}
@@ -217,7 +227,7 @@ func classify(e Entry, in Input) *verdict {
 }
 
 // requestDeletion marks the target for deletion, or refuses.
-func requestDeletion(entries, candidates []Entry, id string, v *verdict, minRedundancy int) error {
+func requestDeletion(entries, candidates []Entry, id string, v *verdict, minRedundancy int, orphanAge time.Duration) error {
 	var e Entry
 	for _, x := range entries {
 		if x.ID == id {
@@ -236,8 +246,8 @@ func requestDeletion(entries, candidates []Entry, id string, v *verdict, minRedu
 	case r == nil:
 		return fmt.Errorf("%w to delete %s: its objects are younger than --orphan-age and may belong to a backup being written or deleted", ErrRefused, id)
 	case r.Status == catalog.StatusStarted:
-		return fmt.Errorf("%w to delete backup %s: it is in progress (STARTED, last sign of life %s); a dead one is cleaned up once older than --orphan-age",
-			ErrRefused, id, e.LastActivity().UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w to delete backup %s: it is in progress (STARTED, last sign of life %s); a dead one is cleaned up once its heartbeat stopped for %s",
+			ErrRefused, id, e.LastActivity().UTC().Format(time.RFC3339), r.SilenceLimit(orphanAge))
 	case r.Status == catalog.StatusFailed:
 		v.doom, v.reason = true, ReasonRequested+", "+ReasonFailed
 		return nil

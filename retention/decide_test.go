@@ -35,6 +35,15 @@ func parent(id string) opt { return func(e *Entry) { e.Record.ParentID = id } }
 func heartbeat(ago time.Duration) opt {
 	return func(e *Entry) { e.Record.Heartbeat = now.Add(-ago) }
 }
+
+// beat is a heartbeat ago before now from a writer that declares its
+// interval, as gbc-backup does.
+func beat(ago, interval time.Duration) opt {
+	return func(e *Entry) {
+		e.Record.Heartbeat = now.Add(-ago)
+		e.Record.HeartbeatInterval = int64(interval / time.Second)
+	}
+}
 func noBeginWAL() opt { return func(e *Entry) { e.Record.BeginWAL = "" } }
 func noEndWAL() opt   { return func(e *Entry) { e.Record.EndWAL = "" } }
 
@@ -96,6 +105,10 @@ func TestDecideBackups(t *testing.T) {
 	b2 := bk(3*day, 1, 5, 6)
 	b3 := bk(2*day, 1, 8, 9)
 	b4 := bk(1*day, 1, 11, 12)
+	// A STARTED backup whose heartbeat is late but which stored a part a
+	// minute ago.
+	uploading := bk(2*time.Hour, 1, 13, 13, status(catalog.StatusStarted), beat(16*time.Minute, 5*time.Minute))
+	uploading.LastModified = now.Add(-time.Minute)
 
 	tests := []struct {
 		name    string
@@ -185,6 +198,36 @@ func TestDecideBackups(t *testing.T) {
 			policy:  "REDUNDANCY 1", want: ids([]Entry{b1}),
 		},
 		{
+			name:    "a STARTED record whose heartbeat stopped for three intervals is dead, long before --orphan-age",
+			entries: []Entry{b1, bk(2*time.Hour, 1, 13, 13, status(catalog.StatusStarted), beat(16*time.Minute, 5*time.Minute)), b4},
+			policy:  "REDUNDANCY 2", want: ids([]Entry{bk(2*time.Hour, 1, 13, 13)}),
+		},
+		{
+			name:    "a heartbeat within three intervals is alive",
+			entries: []Entry{b1, bk(2*time.Hour, 1, 13, 13, status(catalog.StatusStarted), beat(14*time.Minute, 5*time.Minute)), b4},
+			policy:  "REDUNDANCY 2",
+		},
+		{
+			name:    "a record without a heartbeat interval is alive until --orphan-age",
+			entries: []Entry{b1, bk(2*time.Hour, 1, 13, 13, status(catalog.StatusStarted), heartbeat(16*time.Minute)), b4},
+			policy:  "REDUNDANCY 2",
+		},
+		{
+			name:    "an object newer than the heartbeat is a sign of life",
+			entries: []Entry{b1, uploading, b4},
+			policy:  "REDUNDANCY 2",
+		},
+		{
+			name:    "a tiny declared interval is floored",
+			entries: []Entry{b1, bk(2*time.Hour, 1, 13, 13, status(catalog.StatusStarted), beat(catalog.MinSilence-time.Second, time.Second)), b4},
+			policy:  "REDUNDANCY 2",
+		},
+		{
+			name:    "a huge declared interval falls back to --orphan-age",
+			entries: []Entry{b1, bk(25*time.Hour, 1, 13, 13, status(catalog.StatusStarted), beat(day+time.Minute, 1<<62)), b4},
+			policy:  "REDUNDANCY 2", want: ids([]Entry{bk(25*time.Hour, 1, 13, 13)}),
+		},
+		{
 			name:    "FAILED backups do not count toward redundancy",
 			entries: []Entry{b1, b2, bk(2*day, 1, 8, 9, status(catalog.StatusFailed)), bk(30*time.Hour, 1, 11, 12, status(catalog.StatusFailed))},
 			policy:  "REDUNDANCY 2",
@@ -262,8 +305,12 @@ func TestDecideBackups(t *testing.T) {
 				if r := d.Record; r != nil && r.Keep != "" {
 					t.Errorf("kept backup %s deleted", d.ID)
 				}
-				if r := d.Record; r != nil && r.Status == catalog.StatusStarted && now.Sub(d.LastActivity()) <= day {
-					t.Errorf("live STARTED backup %s deleted", d.ID)
+				if r := d.Record; r != nil && r.Status == catalog.StatusStarted {
+					silent := now.Sub(d.LastActivity())
+					interval := time.Duration(r.HeartbeatInterval) * time.Second
+					if silent <= catalog.MinSilence || silent <= catalog.StaleHeartbeats*interval || (interval == 0 && silent <= day) {
+						t.Errorf("live STARTED backup %s deleted (silent for %s)", d.ID, silent)
+					}
 				}
 				if d.RecordErr != nil {
 					t.Errorf("unreadable backup %s deleted", d.ID)
@@ -413,6 +460,16 @@ func TestWALObsolete(t *testing.T) {
 			name:    "a dead STARTED backup protects nothing",
 			entries: []Entry{b1, bk(3*day, 1, 4, 4, status(catalog.StatusStarted)), b3, b4}, timelines: tl1, policy: "REDUNDANCY 1",
 			want: append(segs("1:1-10"), backupFile(b1), backupFile(b3), backupFile(bk(3*day, 1, 4, 4))),
+		},
+		{
+			name:    "a STARTED backup whose heartbeat stopped protects nothing",
+			entries: []Entry{b1, bk(3*day, 1, 4, 4, status(catalog.StatusStarted), beat(20*time.Minute, 5*time.Minute)), b3, b4}, timelines: tl1, policy: "REDUNDANCY 1",
+			want: append(segs("1:1-10"), backupFile(b1), backupFile(b3), backupFile(bk(3*day, 1, 4, 4))),
+		},
+		{
+			name:    "a STARTED backup with a recent heartbeat protects its WAL",
+			entries: []Entry{b1, bk(3*day, 1, 4, 4, status(catalog.StatusStarted), beat(10*time.Minute, 5*time.Minute)), b3, b4}, timelines: tl1, policy: "REDUNDANCY 1",
+			want: append(segs("1:1-3"), backupFile(b1), backupFile(b3)),
 		},
 		{
 			name:    "a live STARTED backup without a begin WAL stops WAL deletion",

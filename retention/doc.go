@@ -15,8 +15,11 @@
 //   - Kept backups, live STARTED backups (the in-progress marker),
 //     unreadable records, records of an unknown status and parents of
 //     remaining incremental backups are never deleted.
-//   - FAILED backups, STARTED backups without sign of life and prefixes
-//     without a record are deleted once older than --orphan-age.
+//   - FAILED backups and prefixes without a record are deleted once older
+//     than --orphan-age. A STARTED backup is dead, and deleted, once its
+//     heartbeat has stopped for a few of the intervals its record declares
+//     (catalog.Backup.SilenceLimit: 15 minutes for gbc-backup's 5), or
+//     after --orphan-age for a record without a heartbeat interval.
 //   - WAL is obsolete before the lowest begin WAL (by position, on every
 //     timeline) of the remaining DONE backups not kept standalone and the
 //     live STARTED ones, except history files and the begin..end range of

@@ -51,7 +51,7 @@ type WALFilter struct {
 
 // NewWALFilter builds the filter from the backups that remain and those
 // that are deleted. now and orphanAge tell a live STARTED record (whose WAL
-// is protected) from a dead one, as in Decide.
+// is protected) from a dead one (see Entry.Live), as in Decide.
 //
 // The floor is the lowest begin WAL among the remaining DONE backups
 // without a standalone keep (kept "full" ones included: everything after
@@ -87,7 +87,7 @@ func NewWALFilter(remaining, deleted []Entry, now time.Time, orphanAge time.Dura
 			}
 			anchors = append(anchors, r)
 		case catalog.StatusStarted:
-			if now.Sub(e.LastActivity()) <= orphanAge {
+			if e.Live(now, orphanAge) {
 				anchors = append(anchors, r)
 			}
 		case catalog.StatusFailed:

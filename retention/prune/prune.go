@@ -19,10 +19,17 @@
 //     the record may name snapshots already deleted, so the error says not
 //     to restore that backup.
 //
-//  2. WAL last, after every backup is gone, and only WAL obsolete both for
-//     the catalog read at the start and for the catalog read again just
+//  2. WAL after every backup is gone, and only WAL obsolete both for the
+//     catalog read at the start and for the catalog read again just
 //     before: a backup started meanwhile (its STARTED record is the
 //     in-progress marker) keeps the WAL it needs.
+//
+//  3. Last, the leftovers of killed uploads that the store keeps outside
+//     its objects (S3's incomplete multipart uploads, file://'s temporary
+//     files; see cloud.StaleSweeper): those under the backups just
+//     deleted, and those older than OrphanAge except under a backup in
+//     progress. Nothing refers to them, so the order does not matter for
+//     consistency; last, so that a failure there costs nothing else.
 //
 // Listings are streamed and deletes batched, so memory stays bounded by the
 // number of backups, never by the number of WAL objects or parts.
@@ -100,6 +107,7 @@ type Report struct {
 	// (which is also an error of the run).
 	Skipped []Backup `json:"skipped,omitempty"`
 	WAL     WAL      `json:"wal"`
+	Stale   Stale    `json:"stale"`
 	Notes   []string `json:"notes,omitempty"`
 
 	// Objects and Bytes total everything deleted: backups and WAL.
@@ -146,6 +154,16 @@ type WAL struct {
 	// KeptObjects and KeptBytes count the WAL objects that stay.
 	KeptObjects int   `json:"kept_objects"`
 	KeptBytes   int64 `json:"kept_bytes"`
+}
+
+// Stale sums up the leftovers of killed uploads removed (or, with DryRun,
+// to be removed); they are not among the deleted objects. What is empty
+// when the store has none to sweep (GCS and Azure expire them by
+// themselves).
+type Stale struct {
+	What  string `json:"what"` // "multipart uploads" or "temporary files"
+	Count int    `json:"count"`
+	Bytes int64  `json:"bytes"`
 }
 
 // Status values of Report backups without a readable record.
@@ -254,7 +272,75 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 	err = pruneWAL(ctx, s, l, filter, opt, rep)
 	rep.Objects += rep.WAL.Objects
 	rep.Bytes += rep.WAL.Bytes
+	if err != nil {
+		return rep, errors.Join(append(kept, err)...)
+	}
+
+	// 3. Leftovers of killed uploads.
+	err = sweepStale(ctx, s, l, opt, plan, rep)
 	return rep, errors.Join(append(kept, err)...)
+}
+
+// sweepStale removes the leftovers of killed uploads under the server's
+// prefix: every one under a backup deleted by this run (nothing will
+// complete them), and elsewhere those older than OrphanAge, except under a
+// backup in progress, whose upload of a large part may rightly take long.
+// A backup started after the scan is not spared by name, but its uploads
+// are younger than OrphanAge. A store that lets gbc-backup-delete list but
+// not abort uploads gets a note, not a failure: deleting backups is this
+// command's job, and a lifecycle rule can do this one.
+func sweepStale(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options, plan *retention.Plan, rep *Report) error {
+	gone := map[string]bool{}
+	for _, b := range rep.Deleted {
+		gone[b.ID] = true
+	}
+	live := map[string]bool{}
+	for _, r := range plan.Retain {
+		if r.Record != nil && r.Record.Status == catalog.StatusStarted {
+			live[r.ID] = true
+		}
+	}
+	cutoff := opt.Now.Add(-opt.OrphanAge)
+	stale := func(key string, since time.Time) bool {
+		id := backupOf(l, key)
+		switch {
+		case id != "" && gone[id]:
+			return true
+		case id != "" && live[id]:
+			return false
+		}
+		return since.Before(cutoff)
+	}
+	res, err := cloud.SweepStale(ctx, s, l.Root(), cloud.SweepOptions{Stale: stale, DryRun: opt.DryRun})
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return nil
+	case errors.Is(err, cloud.ErrPermission):
+		rep.Stale.What = res.What
+		rep.Notes = append(rep.Notes, fmt.Sprintf("stale uploads not cleaned up (%v): allow listing and aborting multipart uploads, or let a lifecycle rule abort them", err))
+		return nil
+	}
+	rep.Stale = Stale{What: res.What, Count: res.Count, Bytes: res.Bytes}
+	if res.Count > 0 {
+		opt.Logf("swept %d stale %s (%d bytes)", res.Count, res.What, res.Bytes)
+	}
+	if err != nil {
+		return fmt.Errorf("clean up stale uploads of server %s (run again to finish): %w", l.Server, err)
+	}
+	return nil
+}
+
+// backupOf returns the backup id of a key under base/<id>/, or "".
+func backupOf(l catalog.Layout, key string) string {
+	rest, ok := strings.CutPrefix(key, l.BaseRoot())
+	if !ok {
+		return ""
+	}
+	id, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return ""
+	}
+	return id
 }
 
 // minName returns the lower of two segment names by position, ignoring
