@@ -37,6 +37,10 @@ type bucketStore struct {
 	// deletes go one by one, deleteConcurrency at a time.
 	deleteMany func(ctx context.Context, keys []string) error
 
+	// sweepStale, when set, removes the leftovers of killed Puts (S3's
+	// incomplete multipart uploads); see StaleSweeper.
+	sweepStale func(ctx context.Context, prefix string, opts SweepOptions) (SweepResult, error)
+
 	mu      sync.Mutex
 	bucket  *blob.Bucket
 	release func() error

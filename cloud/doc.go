@@ -24,4 +24,8 @@
 //
 // Open is cheap (no network round trip) and returns a Store wrapped in
 // WithRetry; a process should open each store once and share it.
+//
+// A Put killed with its process can leave what no listing shows (S3
+// multipart uploads, file:// temporary files): those providers implement
+// the optional StaleSweeper, which SweepStale finds under the wrappers.
 package cloud

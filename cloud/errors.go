@@ -35,7 +35,7 @@ var ErrNoBucket = errors.New("bucket does not exist")
 // so that errors.Is works for the sentinels and errors.As still reaches the
 // SDK's error types.
 type Error struct {
-	Op   string // "put", "get", "stat", "list" or "delete"
+	Op   string // "put", "get", "stat", "list", "delete", or a sweep's ("sweep", "list uploads", "abort upload")
 	URL  string // the object or prefix, e.g. "s3://bucket/prefix/key"
 	Kind error  // the classification sentinel, or nil
 	Err  error  // the provider's error

@@ -477,11 +477,19 @@ func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
 		}
 		dirs[filepath.Dir(p)] = true
 	}
+	errs = append(errs, s.syncAndPrune("delete", dirs)...)
+	return errors.Join(errs...)
+}
+
+// syncAndPrune makes removals from dirs durable, then removes the
+// directories left empty, up to (not including) the root.
+func (s *fileStore) syncAndPrune(op string, dirs map[string]bool) []error {
+	var errs []error
 	for dir := range dirs {
 		// Make the removals durable before pruning: a resurrected object
 		// after a crash would confuse retention.
 		if err := syncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, s.fail("delete", "", err))
+			errs = append(errs, s.fail(op, "", err))
 		}
 		for d := dir; d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
 			// Remove fails on a non-empty directory, which ends the climb.
@@ -490,7 +498,7 @@ func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Close implements Store.

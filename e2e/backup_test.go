@@ -153,7 +153,7 @@ func testBackupRecord(t *testing.T, st harness.Store) {
 		{"manifest key", b.ManifestKey, catalog.Layout{Server: bkServer}.ManifestKey(b.ID, "zst")},
 		{"tablespaces", fmt.Sprintf("%d %s %s %s", len(b.Tablespaces), b.Tablespaces[0].OID, b.Tablespaces[0].Name, b.Tablespaces[0].Location), "1 " + tsOID + " ts1 " + tsDir},
 		{"tablespace_map", b.TablespaceMap, tsOID + " " + tsDir + "\n"},
-		{"heartbeat cleared", b.Heartbeat.IsZero(), true},
+		{"heartbeat cleared", b.Heartbeat.IsZero() && b.HeartbeatInterval == 0, true},
 	}
 	for _, c := range checks {
 		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
@@ -367,8 +367,8 @@ func TestBackupKilled(t *testing.T) {
 	_ = cmd.Wait()
 
 	rec, err := catalog.Load(context.Background(), s, catalog.Layout{Server: bkServer}, killed.ID)
-	if err != nil || rec.Status != catalog.StatusStarted || rec.BeginWAL == "" || rec.Heartbeat.IsZero() {
-		t.Errorf("record of the killed backup: %+v, %v; want STARTED with its begin WAL and heartbeat", rec, err)
+	if err != nil || rec.Status != catalog.StatusStarted || rec.BeginWAL == "" || rec.Heartbeat.IsZero() || rec.HeartbeatInterval != 300 {
+		t.Errorf("record of the killed backup: %+v, %v; want STARTED with its begin WAL, heartbeat and heartbeat interval (300 s)", rec, err)
 	}
 	listing := bkRun(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, bkServer)
 	if !strings.Contains(listing, killed.ID) || strings.Count(listing, `"DONE"`) != 1 {

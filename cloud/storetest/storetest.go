@@ -81,6 +81,8 @@ func Run(t *testing.T, s cloud.Store, opts Options) {
 		}
 		testCancel(t, st, min(opts.LargeSize, 40<<20), false)
 	})
+	// Last: it checks what every earlier subtest left behind.
+	t.Run("SweepStale", func(t *testing.T) { testSweepStale(t, st) })
 }
 
 // cleanup deletes everything the run left, in bounded batches.
@@ -597,5 +599,30 @@ func testManyKeys(t *testing.T, st cloud.Store, n int) {
 	t.Logf("deleted %d keys in %v", n, time.Since(start).Round(time.Millisecond))
 	if l := list(t, st, "many/"); len(l) != 0 {
 		t.Errorf("after Delete, %d keys remain", len(l))
+	}
+}
+
+// testSweepStale checks a provider's StaleSweeper, when it has one: the
+// failed and cancelled Puts of the subtests before left no leftovers, and
+// a sweep that would remove everything it finds removes no object.
+func testSweepStale(t *testing.T, st cloud.Store) {
+	ctx := t.Context()
+	put(t, st, "sweep/object", "stays", cloud.PutOptions{})
+	var shown []string
+	res, err := cloud.SweepStale(ctx, st, "", cloud.SweepOptions{Stale: func(key string, _ time.Time) bool {
+		shown = append(shown, key)
+		return true
+	}})
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the provider has no StaleSweeper")
+	}
+	if err != nil {
+		t.Fatalf("SweepStale: %v", err)
+	}
+	if res.Count != 0 || len(shown) != 0 {
+		t.Errorf("failed and cancelled Puts left %d %s (%d bytes): %v", res.Count, res.What, res.Bytes, shown)
+	}
+	if got := get(t, st, "sweep/object"); got != "stays" {
+		t.Errorf("object after a sweep: %q", got)
 	}
 }

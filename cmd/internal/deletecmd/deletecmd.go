@@ -21,10 +21,11 @@ import (
 	"github.com/gbc-backup/gbc/snapshot"
 )
 
-// minOrphanAge is the smallest --orphan-age accepted. A running gbc-backup
-// refreshes its STARTED record every few minutes; an age close to that
-// would let a slow store or a paused machine pass a live backup for a dead
-// one and delete the WAL it needs.
+// minOrphanAge is the smallest --orphan-age accepted. It decides for the
+// STARTED records of releases that do not stop on a lost heartbeat (a slow
+// store or a paused machine must not pass such a live backup for a dead
+// one and have the WAL it needs deleted), and for the uploads of Puts that
+// may still be running: a large part on a slow link, an archive call.
 const minOrphanAge = time.Hour
 
 const description = `Deletes backups and the archived WAL that no remaining backup needs, in an
@@ -46,8 +47,15 @@ Always:
     not count toward REDUNDANCY or --minimum-redundancy.
   - --minimum-redundancy N keeps at least N DONE backups; deleting one by id
     below that is refused.
-  - FAILED backups, STARTED backups without sign of life, and objects under
-    base/<id>/ without a record are cleaned up once older than --orphan-age.
+  - FAILED backups and objects under base/<id>/ without a record are cleaned up
+    once older than --orphan-age. A STARTED backup is dead, and cleaned up,
+    once its heartbeat has stopped for three of the intervals its record
+    declares (15 minutes for gbc-backup's 5), or after --orphan-age for a
+    record without one (older releases); until then its WAL stays.
+  - What killed uploads leave outside the objects under the server's prefix
+    (incomplete S3 multipart uploads, file:// temporary files) is removed when
+    it belongs to a backup deleted now, or is older than --orphan-age and not
+    under a backup in progress. GCS and Azure expire theirs by themselves.
   - WAL before the begin WAL of the oldest remaining backup is deleted on
     every timeline, except timeline history files, the begin..end WAL of
     standalone-kept backups, and everything after a full-kept backup or a
@@ -66,7 +74,9 @@ retained and skipped (lists of backups: id, name, status, keep, timeline,
 begin_time, end_time, begin_wal, end_wal, reason, objects, bytes, snapshots
 as {provider, id, disk}); wal
 (floor, off, ranges of {timeline, first, last, objects, bytes}, objects,
-bytes, kept_objects, kept_bytes); notes; objects and bytes (all deleted).
+bytes, kept_objects, kept_bytes); stale (what, count, bytes: the leftovers of
+killed uploads removed, not counted in objects; what is empty on GCS and
+Azure); notes; objects and bytes (all deleted).
 
 Examples:
   gbc-backup-delete --retention-policy "RECOVERY WINDOW OF 14 DAYS" s3://bucket/pg main
@@ -240,6 +250,13 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "WAL kept: %d objects, %s.\n", rep.WAL.KeptObjects, listcmd.Bytes(rep.WAL.KeptBytes))
+	if rep.Stale.What != "" {
+		staleVerb := "removed"
+		if rep.DryRun {
+			staleVerb = "to remove"
+		}
+		fmt.Fprintf(w, "Stale %s %s: %d, %s.\n", rep.Stale.What, staleVerb, rep.Stale.Count, listcmd.Bytes(rep.Stale.Bytes))
+	}
 	total := "Total deleted"
 	if rep.DryRun {
 		total = "Total to delete"

@@ -36,3 +36,27 @@ func TestWriteTextSnapshots(t *testing.T) {
 		t.Errorf("report without snapshots:\n%s", b.String())
 	}
 }
+
+// The text report says how many leftovers of killed uploads go, and what
+// they weigh; a provider without any says nothing.
+func TestWriteTextStale(t *testing.T) {
+	rep := &prune.Report{Server: "main", Policy: "REDUNDANCY 1", OrphanAge: "24h0m0s",
+		Stale: prune.Stale{What: "multipart uploads", Count: 3, Bytes: 368 << 20}}
+	var b strings.Builder
+	if err := writeText(&b, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Stale multipart uploads removed: 3, "; !strings.Contains(b.String(), want) {
+		t.Errorf("text report lacks %q:\n%s", want, b.String())
+	}
+	rep.DryRun = true
+	b.Reset()
+	if err := writeText(&b, rep, false); err != nil || !strings.Contains(b.String(), "Stale multipart uploads to remove: 3, ") {
+		t.Errorf("dry-run report:\n%s", b.String())
+	}
+	rep.Stale = prune.Stale{}
+	b.Reset()
+	if err := writeText(&b, rep, false); err != nil || strings.Contains(b.String(), "Stale") {
+		t.Errorf("report of a store without leftovers to sweep:\n%s", b.String())
+	}
+}
