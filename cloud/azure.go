@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -40,7 +42,7 @@ const (
 // gets "/<account>" appended, which is how Azurite addresses accounts.
 // Nothing here touches the network.
 func openAzure(containerName string, opts Options) (Store, error) {
-	client, err := azureContainerClient(containerName, opts.EndpointURL)
+	client, err := azureContainerClient(containerName, opts.EndpointURL, opts.IOTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("azblob: %w", err)
 	}
@@ -77,7 +79,9 @@ func openAzure(containerName string, opts Options) (Store, error) {
 	}, nil
 }
 
-func azureContainerClient(containerName, endpoint string) (*container.Client, error) {
+func azureContainerClient(containerName, endpoint string, ioTimeout time.Duration) (*container.Client, error) {
+	// Every request goes through the stall watchdog (see stallTransport).
+	copts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient(ioTimeout)}}
 	connStr := os.Getenv("AZURE_STORAGE_CONNECTION_STRING")
 	if connStr == "" {
 		connStr = os.Getenv("AZURE_STORAGEBLOB_CONNECTIONSTRING")
@@ -87,7 +91,7 @@ func azureContainerClient(containerName, endpoint string) (*container.Client, er
 	sas := os.Getenv("AZURE_STORAGE_SAS_TOKEN")
 	if connStr != "" {
 		if endpoint == "" {
-			return container.NewClientFromConnectionString(connStr, containerName, nil)
+			return container.NewClientFromConnectionString(connStr, containerName, copts)
 		}
 		// The endpoint overrides the connection string's; keep only its
 		// credentials.
@@ -124,9 +128,9 @@ func azureContainerClient(containerName, endpoint string) (*container.Client, er
 		if err != nil {
 			return nil, fmt.Errorf("AZURE_STORAGE_KEY: %w", err)
 		}
-		return container.NewClientWithSharedKeyCredential(containerURL, cred, nil)
+		return container.NewClientWithSharedKeyCredential(containerURL, cred, copts)
 	case sas != "":
-		return container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sas, "?"), nil)
+		return container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sas, "?"), copts)
 	default:
 		// Constructing the credential only reads the environment; tokens
 		// are fetched on the first request.
@@ -134,7 +138,7 @@ func azureContainerClient(containerName, endpoint string) (*container.Client, er
 		if err != nil {
 			return nil, fmt.Errorf("DefaultAzureCredential: %w", err)
 		}
-		return container.NewClient(containerURL, cred, nil)
+		return container.NewClient(containerURL, cred, copts)
 	}
 }
 

@@ -2,14 +2,18 @@ package cloud
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // gcsMaxAttempts bounds the storage client's own retries of one request.
@@ -39,15 +43,36 @@ func openGCS(bucket string, opts Options) (Store, error) {
 		// uses the endpoint itself.
 		copts = append(copts, storage.WithJSONReads())
 	}
-	return openGCSWith(bucket, opts, func(ctx context.Context) (*storage.Client, error) {
-		return storage.NewClient(ctx, copts...)
+	emulator := os.Getenv("STORAGE_EMULATOR_HOST") != ""
+	streak := new(failStreak)
+	return openGCSWith(bucket, opts, streak, func(ctx context.Context) (*storage.Client, error) {
+		// The stall watchdog sits under the authenticating transport, so
+		// that every request to the store has it; the storage client takes
+		// a ready-made client as is, so the authentication the client would
+		// have set up is set up here, with the same scopes.
+		topts := append([]option.ClientOption{option.WithScopes(storage.ScopeFullControl, "https://www.googleapis.com/auth/cloud-platform")}, copts...)
+		if emulator {
+			topts = append(topts, option.WithoutAuthentication())
+		}
+		base := &streakTransport{base: httpClient(opts.IOTimeout).Transport, streak: streak}
+		tr, err := htransport.NewTransport(ctx, base, topts...)
+		if err != nil {
+			return nil, err
+		}
+		return storage.NewClient(ctx, append(copts, option.WithHTTPClient(&http.Client{Transport: tr}))...)
 	}), nil
 }
 
 // openGCSWith builds the provider over a client made by newClient on first
-// use; tests pass an in-process fake's client.
-func openGCSWith(bucket string, opts Options, newClient func(context.Context) (*storage.Client, error)) Store {
+// use; tests pass an in-process fake's client. streak is told of every
+// failed attempt, and should be told of every answer by the client's
+// transport (streakTransport).
+func openGCSWith(bucket string, opts Options, streak *failStreak, newClient func(context.Context) (*storage.Client, error)) Store {
 	partSize := opts.partSize()
+	retryLimit := opts.RetryTimeout
+	if retryLimit <= 0 {
+		retryLimit = DefaultRetryTimeout
+	}
 	return &bucketStore{
 		base: "gs://" + bucket,
 		open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
@@ -62,7 +87,16 @@ func openGCSWith(bucket string, opts Options, newClient func(context.Context) (*
 			// resend: the retried request carries the same bytes. The
 			// client would also retry forever (until ctx is done); a few
 			// attempts absorb a blip, and WithRetry's deadline does the rest.
-			client.SetRetry(storage.WithPolicy(storage.RetryAlways), storage.WithMaxAttempts(gcsMaxAttempts))
+			//
+			// The client's attempt limit does not reach a one-shot
+			// upload's retries, which go on until ctx ends: a store that
+			// is down or stalled would hold the call forever. So every
+			// retry in the client is bounded by the time the store has
+			// been failing (see failStreak), and WithRetry decides after.
+			client.SetRetry(storage.WithPolicy(storage.RetryAlways), storage.WithMaxAttempts(gcsMaxAttempts),
+				storage.WithErrorFunc(func(err error) bool {
+					return storage.ShouldRetry(err) && streak.fail() < retryLimit
+				}))
 			b, err := gcsblob.OpenBucket(ctx, nil, bucket, &gcsblob.Options{Client: client})
 			if err != nil {
 				_ = client.Close()
@@ -99,4 +133,36 @@ func gcsEndpoint(raw string) (string, error) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + "/storage/v1/"
 	}
 	return u.String(), nil
+}
+
+// failStreak measures how long a client's requests have been failing
+// without one answer in between. It bounds retries that no attempt
+// counter reaches, whatever the number of operations in flight.
+type failStreak struct {
+	since atomic.Int64 // UnixNano of the first failure of the streak; 0: healthy
+}
+
+// fail records a failed attempt and returns how long the streak has lasted.
+func (f *failStreak) fail() time.Duration {
+	now := time.Now().UnixNano()
+	f.since.CompareAndSwap(0, now)
+	return time.Duration(now - f.since.Load())
+}
+
+// ok ends the streak: the store answered.
+func (f *failStreak) ok() { f.since.Store(0) }
+
+// streakTransport tells a failStreak of every answer that is not a
+// server-side failure.
+type streakTransport struct {
+	base   http.RoundTripper
+	streak *failStreak
+}
+
+func (t *streakTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+		t.streak.ok()
+	}
+	return resp, err
 }

@@ -86,26 +86,29 @@ func TestParseStoreURL(t *testing.T) {
 		}
 	}
 	for raw, why := range map[string]string{
-		"":                          "empty",
-		"bucket/prefix":             "no scheme",
-		"/var/lib/gbc":              "no scheme",
-		"http://host/x":             `unknown scheme "http"`,
-		"s3:bucket":                 `missing "//"`,
-		"s3://":                     "no bucket",
-		"s3:///prefix":              "no bucket",
-		"s3://user:secret@bkt/p":    "credentials do not belong",
-		"s3://bkt/p?region=x":       "query parameters",
-		"s3://bkt/p#frag":           "fragments",
-		"s3://bkt:9000/p":           "--endpoint-url",
-		"gs://bkt/a//b":             "bad prefix",
-		"gs://bkt/../b":             "bad prefix",
-		"azblob://c/.hidden":        "bad prefix",
-		"file://var/lib/gbc":        "file:///var/lib/gbc",
-		"file:relative":             `missing "//"`,
-		"s3://bkt/%zz":              "invalid URL escape",
-		"ftp://host/dir":            `unknown scheme "ftp"`,
-		"s3://bkt/p?":               "query parameters",
-		"azblob://c/prefix/\x01ctl": "invalid control character",
+		"":                            "empty",
+		"bucket/prefix":               "no scheme",
+		"/var/lib/gbc":                "no scheme",
+		"http://host/x":               `unknown scheme "http"`,
+		"s3:bucket":                   `missing "//"`,
+		"s3://":                       "no bucket",
+		"s3:///prefix":                "no bucket",
+		"s3://user:secret@bkt/p":      "credentials do not belong",
+		"s3://bkt/p?region=x":         "query parameters",
+		"s3://bkt/p#frag":             "fragments",
+		"s3://bkt:9000/p":             "--endpoint-url",
+		"gs://bkt/a//b":               "bad prefix",
+		"gs://bkt/../b":               "bad prefix",
+		"azblob://cnt/.hidden":        "bad prefix",
+		"s3://b/pg":                   "3 to 255 characters",
+		"azblob://My_Container/pg":    "is not allowed",
+		"gs://-bucket/pg":             "start and end with a letter or digit",
+		"file://var/lib/gbc":          "file:///var/lib/gbc",
+		"file:relative":               `missing "//"`,
+		"s3://bkt/%zz":                "invalid URL escape",
+		"ftp://host/dir":              `unknown scheme "ftp"`,
+		"s3://bkt/p?":                 "query parameters",
+		"azblob://cnt/prefix/\x01ctl": "invalid control character",
 	} {
 		_, err := parseStoreURL(raw)
 		if err == nil {
@@ -220,5 +223,25 @@ func TestErrorType(t *testing.T) {
 	// Wrapping again (a nested store) keeps the first wrapping.
 	if again := newError("get", "s3://bkt/other", err); again != err {
 		t.Errorf("newError re-wrapped an *Error: %v", again)
+	}
+}
+
+// The sweep recognises exactly the names createTemp makes, whatever
+// os.CreateTemp's random part looks like in this Go release.
+func TestTempTarget(t *testing.T) {
+	s := newFileStore(t.TempDir())
+	f, err := s.createTemp(s.root, "000000010000000000000001.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	name := f.Name()[strings.LastIndexByte(f.Name(), '/')+1:]
+	if got, ok := tempTarget(name); !ok || got != "000000010000000000000001.zst" {
+		t.Errorf("tempTarget(%q) = %q, %v", name, got, ok)
+	}
+	for _, n := range []string{".x", ".tmp-1", "x.tmp-1", ".x.tmp-", ".x.tmp-1a", "..tmp-1"} {
+		if got, ok := tempTarget(n); ok {
+			t.Errorf("tempTarget(%q) = %q, want not a temporary file", n, got)
+		}
 	}
 }

@@ -60,6 +60,11 @@ type Options struct {
 	// RetryTimeout bounds the retries of one operation (see WithRetry);
 	// 0 means DefaultRetryTimeout, a negative value disables retries.
 	RetryTimeout time.Duration
+	// IOTimeout fails one HTTP request that waits this long on the store
+	// without a byte moving (see stallTransport); 0 means
+	// DefaultIOTimeout. The retry wrapper then tries again, within
+	// RetryTimeout.
+	IOTimeout time.Duration
 	// Logf, when set, receives retry notices (for -v).
 	Logf func(format string, args ...any)
 }
@@ -169,6 +174,9 @@ func parseStoreURL(raw string) (storeURL, error) {
 			return storeURL{}, badURL(raw, "a port is not part of a bucket name; to reach another server use --endpoint-url")
 		}
 		loc.bucket = u.Host
+		if err := checkBucketName(loc.scheme, loc.bucket); err != nil {
+			return storeURL{}, badURL(raw, err.Error())
+		}
 		loc.prefix = strings.Trim(u.Path, "/")
 		if loc.prefix != "" {
 			if err := checkKey(loc.prefix); err != nil {
@@ -179,6 +187,49 @@ func parseStoreURL(raw string) (storeURL, error) {
 	default:
 		return storeURL{}, badURL(raw, "unknown scheme \""+u.Scheme+"\"")
 	}
+}
+
+// checkBucketName refuses a bucket or container name that the provider
+// would refuse on every request: a configuration error that must exit 2
+// at once, not be retried by the archiver forever. The rules are the
+// providers' own, loosened where an S3-compatible store or a legacy bucket
+// may differ (S3 buckets made before 2018 may hold capitals and
+// underscores, up to 255 characters).
+func checkBucketName(scheme, name string) error {
+	var (
+		maxLen  int
+		allowed func(r rune) bool
+		what    string
+	)
+	lower := func(r rune) bool { return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' }
+	switch scheme {
+	case "s3":
+		maxLen, what = 255, "letters, digits, '.', '-' and '_'"
+		allowed = func(r rune) bool { return lower(r) || r >= 'A' && r <= 'Z' || r == '.' || r == '-' || r == '_' }
+	case "gs":
+		maxLen, what = 222, "lower-case letters, digits, '.', '-' and '_'"
+		allowed = func(r rune) bool { return lower(r) || r == '.' || r == '-' || r == '_' }
+	case "azblob":
+		if name == "$root" || name == "$web" {
+			return nil
+		}
+		maxLen, what = 63, "lower-case letters, digits and '-'"
+		allowed = func(r rune) bool { return lower(r) || r == '-' }
+	default:
+		return nil
+	}
+	if len(name) < 3 || len(name) > maxLen {
+		return fmt.Errorf("bucket or container name %q: must be 3 to %d characters long", name, maxLen)
+	}
+	for _, r := range name {
+		if !allowed(r) {
+			return fmt.Errorf("bucket or container name %q: %q is not allowed (use %s)", name, r, what)
+		}
+	}
+	if first, last := rune(name[0]), rune(name[len(name)-1]); !lower(first) && !(scheme == "s3" && first >= 'A' && first <= 'Z') || !lower(last) && !(scheme == "s3" && last >= 'A' && last <= 'Z') {
+		return fmt.Errorf("bucket or container name %q: must start and end with a letter or digit", name)
+	}
+	return nil
 }
 
 // check rejects options that do not apply to the scheme: a user who asks
@@ -216,6 +267,9 @@ func (o Options) check(scheme string) error {
 	}
 	if o.PartSize > s3MaxPartSize {
 		errs = append(errs, fmt.Errorf("part size %d: want at most 5 GiB", o.PartSize))
+	}
+	if o.IOTimeout < 0 {
+		errs = append(errs, fmt.Errorf("I/O timeout %v: want a positive duration", o.IOTimeout))
 	}
 	if o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d: want 1 or more", o.Concurrency))

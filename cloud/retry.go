@@ -12,8 +12,11 @@ import (
 // RetryOptions configure WithRetry.
 type RetryOptions struct {
 	// Timeout is the overall deadline for one operation's attempts: no
-	// attempt starts after it. It does not cut short an attempt already
-	// under way (a large upload may rightly take longer). 0 means
+	// attempt starts after it, and an attempt of Stat or Delete (small
+	// requests) is cut short at it. It does not cut short an upload, a
+	// download or a listing already under way, which may rightly take
+	// longer: those stop only when the store stalls (the HTTP clients' I/O
+	// timeout, see stallTransport) or ctx ends. 0 means
 	// DefaultRetryTimeout.
 	Timeout time.Duration
 	// MinDelay and MaxDelay bound the backoff between attempts; 0 means
@@ -70,12 +73,13 @@ type noRetry struct{ err error }
 func (n noRetry) Error() string { return n.err.Error() }
 
 // do runs f until it succeeds, fails with a non-transient error, the
-// deadline passes or ctx is done.
-func (r *retryStore) do(ctx context.Context, op, key string, f func() error) error {
+// deadline passes or ctx is done. With bounded, each attempt gets a
+// context that ends at the deadline.
+func (r *retryStore) do(ctx context.Context, op, key string, bounded bool, f func(context.Context) error) error {
 	start := time.Now()
 	deadline := start.Add(r.o.Timeout)
 	for attempt := 1; ; attempt++ {
-		err := f()
+		err := attemptWithin(ctx, bounded, deadline, f)
 		var nr noRetry
 		if errors.As(err, &nr) {
 			return nr.err
@@ -107,6 +111,16 @@ func (r *retryStore) do(ctx context.Context, op, key string, f func() error) err
 	}
 }
 
+// attemptWithin runs one attempt, ended at deadline when bounded.
+func attemptWithin(ctx context.Context, bounded bool, deadline time.Time, f func(context.Context) error) error {
+	if !bounded {
+		return f(ctx)
+	}
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return f(actx)
+}
+
 func (r *retryStore) Put(ctx context.Context, key string, rd io.Reader, opts PutOptions) error {
 	seeker, ok := rd.(io.Seeker)
 	if !ok {
@@ -118,7 +132,7 @@ func (r *retryStore) Put(ctx context.Context, key string, rd io.Reader, opts Put
 		return r.s.Put(ctx, key, rd, opts)
 	}
 	first := true
-	return r.do(ctx, "put", key, func() error {
+	return r.do(ctx, "put", key, false, func(ctx context.Context) error {
 		if !first {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return fmt.Errorf("put %s: rewinding the source for a retry: %w", key, err)
@@ -131,7 +145,7 @@ func (r *retryStore) Put(ctx context.Context, key string, rd io.Reader, opts Put
 
 func (r *retryStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	var rc io.ReadCloser
-	err := r.do(ctx, "get", key, func() error {
+	err := r.do(ctx, "get", key, false, func(ctx context.Context) error {
 		var err error
 		rc, err = r.s.Get(ctx, key)
 		return err
@@ -141,7 +155,7 @@ func (r *retryStore) Get(ctx context.Context, key string) (io.ReadCloser, error)
 
 func (r *retryStore) Stat(ctx context.Context, key string) (Attrs, error) {
 	var a Attrs
-	err := r.do(ctx, "stat", key, func() error {
+	err := r.do(ctx, "stat", key, true, func(ctx context.Context) error {
 		var err error
 		a, err = r.s.Stat(ctx, key)
 		return err
@@ -154,7 +168,7 @@ func (r *retryStore) List(ctx context.Context, prefix string, fn func(Attrs) err
 		last      string
 		delivered bool
 	)
-	return r.do(ctx, "list", prefix, func() error {
+	return r.do(ctx, "list", prefix, false, func(ctx context.Context) error {
 		return r.s.List(ctx, prefix, func(a Attrs) error {
 			if delivered && a.Key <= last {
 				return nil // delivered by an earlier attempt
@@ -169,7 +183,7 @@ func (r *retryStore) List(ctx context.Context, prefix string, fn func(Attrs) err
 }
 
 func (r *retryStore) Delete(ctx context.Context, keys ...string) error {
-	return r.do(ctx, "delete", fmt.Sprintf("(%d keys)", len(keys)), func() error {
+	return r.do(ctx, "delete", fmt.Sprintf("(%d keys)", len(keys)), true, func(ctx context.Context) error {
 		return r.s.Delete(ctx, keys...)
 	})
 }

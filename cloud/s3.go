@@ -77,6 +77,7 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 	if cfg.Credentials != nil {
 		cfg.Credentials = aws.NewCredentialsCache(markCredentials{cfg.Credentials})
 	}
+	cfg.HTTPClient = httpClient(opts.IOTimeout)
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.EndpointURL != "" {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
@@ -116,6 +117,7 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 		},
 		writerOptions: st.writerOptions,
 		deleteMany:    st.deleteMany,
+		sweepStale:    st.sweepStale,
 	}, nil
 }
 

@@ -177,8 +177,7 @@ func testWAL(t *testing.T, st harness.Store) {
 		dir := harness.TempDir(t)
 		hist := filepath.Join(dir, "00000005.history")
 		os.WriteFile(hist, []byte("1\t0/5000000\tno recovery target specified\n\n4\t0/9000000\tsynthetic\n"), 0o644)
-		partial := filepath.Join(dir, "000000050000000000000009.partial")
-		writeRandom(t, partial, 1<<20)
+		partial := writeWALSegment(t, dir, "000000050000000000000009.partial")
 		for _, f := range []string{hist, partial} {
 			walExit(t, pg, st, 0, "gbc-wal-archive", nil, "hist", f)
 		}

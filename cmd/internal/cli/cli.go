@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 )
@@ -37,6 +38,10 @@ type Command struct {
 	// ExitCode lets a command override the mapping of its errors, as
 	// gbc-wal-restore does to keep "absent" apart from "unreachable".
 	ExitCode func(err error) int
+	// RetryTimeout is the command's --retry-timeout when none is given;
+	// 0 means cloud.DefaultRetryTimeout. PostgreSQL's own commands get a
+	// short one, since PostgreSQL waits for them (see Env.Bound).
+	RetryTimeout time.Duration
 }
 
 // Env is what an Action gets: parsed flags, positional arguments, output.
@@ -46,6 +51,10 @@ type Env struct {
 	Args   []string
 	Stdout io.Writer
 	Log    *Logger
+
+	retryDefault time.Duration
+	// bound is the limit Bound set on the whole call, or 0.
+	bound time.Duration
 }
 
 // Run dispatches on the program name (argv[0] is gbc-<cmd> through a link) or,
@@ -100,6 +109,7 @@ func printTopHelp(w io.Writer, cmds []*Command) {
 func (c *Command) run(argv []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var env *Env
 
 	app := &ucli.App{
 		Name:            c.Name,
@@ -128,13 +138,16 @@ func (c *Command) run(argv []string) int {
 			if len(args) < c.MinArgs || (c.MaxArgs >= 0 && len(args) > c.MaxArgs) {
 				return Usagef("expected arguments %s, got %d (see --help)", c.ArgsUsage, len(args))
 			}
-			e := &Env{Context: cc, Name: c.Name, Args: args, Stdout: os.Stdout, Log: newLogger(os.Stderr, c.Name, cc)}
-			return c.Action(cc.Context, e)
+			env = &Env{Context: cc, Name: c.Name, Args: args, Stdout: os.Stdout, Log: newLogger(os.Stderr, c.Name, cc), retryDefault: c.RetryTimeout}
+			return c.Action(cc.Context, env)
 		},
 	}
 	err := app.RunContext(ctx, argv)
 	if err == nil {
 		return ExitOK
+	}
+	if env != nil && env.bound > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("gave up: the store did not complete the operation within --retry-timeout %v (check that it is up and reachable): %w", env.bound, err)
 	}
 	code := CodeOf(err)
 	if c.ExitCode != nil {

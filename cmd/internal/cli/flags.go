@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -45,7 +46,8 @@ func StoreFlags() []ucli.Flag {
 		String("sse", "S3 server-side encryption: AES256 or aws:kms", ""),
 		String("sse-kms-key-id", "KMS key for --sse aws:kms", ""),
 		String("azure-encryption-scope", "Azure encryption scope for new blobs", ""),
-		&ucli.DurationFlag{Name: "retry-timeout", Usage: "give up retrying transient store errors after this long", Value: 0, EnvVars: envVars("retry-timeout")},
+		&ucli.DurationFlag{Name: "retry-timeout", Usage: "give up retrying transient store errors after this long; gbc-wal-archive, gbc-wal-restore, gbc-backup-list, gbc-backup-show and gbc-backup-keep end within it as a whole (default: 1m for gbc-wal-archive and gbc-wal-restore, 5m otherwise)", Value: 0, EnvVars: envVars("retry-timeout")},
+		&ucli.DurationFlag{Name: "io-timeout", Usage: "fail one request to the store that waits this long without a byte moving, and retry it", Value: cloud.DefaultIOTimeout, EnvVars: envVars("io-timeout")},
 	}
 }
 
@@ -58,9 +60,24 @@ func CompressionFlags() []ucli.Flag {
 	}
 }
 
-// JobsFlag is the parallelism of pipelines.
+// MaxJobs is the most workers --jobs gets: 4 per core. Every job holds
+// its own buffers (compression frames, parts in flight), so the bound is
+// what keeps a command's memory fixed whatever is asked (--jobs 100000 once
+// took 3.5 GiB), and more jobs than that cannot make a pipeline bound by
+// the CPU or the network faster.
+func MaxJobs() int { return 4 * runtime.NumCPU() }
+
+// JobsFlag is the parallelism of pipelines. Values below 1 are refused as
+// usage errors; values above MaxJobs are capped by Jobs.
 func JobsFlag() ucli.Flag {
-	return Int("jobs", "parallel jobs (default: number of CPU cores)", runtime.NumCPU())
+	f := Int("jobs", fmt.Sprintf("parallel jobs, from 1 to 4 per core (%d here); more is capped", MaxJobs()), runtime.NumCPU())
+	f.Action = func(_ *ucli.Context, n int) error {
+		if n < 1 {
+			return Usagef("--jobs %d: give 1 or more (the default is the number of cores, %d)", n, runtime.NumCPU())
+		}
+		return nil
+	}
+	return f
 }
 
 // Codec returns the codec and level chosen by CompressionFlags.
@@ -72,12 +89,14 @@ func (e *Env) Codec() (compress.Codec, int, error) {
 	return c, e.Int("compression-level"), nil
 }
 
-// Jobs returns --jobs, at least 1.
+// Jobs returns --jobs, capped at MaxJobs with a warning.
 func (e *Env) Jobs() int {
-	if n := e.Int("jobs"); n > 0 {
-		return n
+	n := e.Int("jobs")
+	if m := MaxJobs(); n > m {
+		e.Log.Warnf("--jobs %d is more than 4 per core: using %d", n, m)
+		return m
 	}
-	return 1
+	return max(n, 1)
 }
 
 // StoreOptions maps StoreFlags onto cloud.Options.
@@ -90,9 +109,36 @@ func (e *Env) StoreOptions() cloud.Options {
 		SSE:             sse,
 		SSEKMSKeyID:     e.String("sse-kms-key-id"),
 		EncryptionScope: e.String("azure-encryption-scope"),
-		RetryTimeout:    e.Duration("retry-timeout"),
+		RetryTimeout:    e.RetryTimeout(),
+		IOTimeout:       e.Duration("io-timeout"),
 		Logf:            e.Log.Debugf,
 	}
+}
+
+// RetryTimeout is --retry-timeout, or the command's default.
+func (e *Env) RetryTimeout() time.Duration {
+	if d := e.Duration("retry-timeout"); d != 0 {
+		return d
+	}
+	if e.retryDefault > 0 {
+		return e.retryDefault
+	}
+	return cloud.DefaultRetryTimeout
+}
+
+// Bound limits the whole call to --retry-timeout, for commands that
+// someone waits on: PostgreSQL for its archive and restore commands
+// (pg_wal fills up behind a hung archive_command; recovery behind a hung
+// restore_command stands still without a word), monitoring for a listing.
+// Each attempt is also cut short by the I/O timeout, so a stalled store
+// is retried on a fresh connection within the bound.
+func (e *Env) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := e.RetryTimeout()
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	e.bound = d
+	return context.WithTimeout(ctx, d)
 }
 
 // OpenStore opens the store at rawURL with the command's store options. A

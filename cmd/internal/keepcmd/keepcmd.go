@@ -65,6 +65,10 @@ func run(ctx context.Context, e *cli.Env) error {
 		return cli.Usagef("--target %q: use %s or %s", target, catalog.KeepFull, catalog.KeepStandalone)
 	}
 
+	// Monitoring waits on this: a stalled store must end it with an
+	// error within --retry-timeout, never hang it.
+	ctx, cancel := e.Bound(ctx)
+	defer cancel()
 	s, err := e.OpenStore(ctx, storeURL)
 	if err != nil {
 		return err

@@ -65,14 +65,26 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err := CheckFormat(format); err != nil {
 		return err
 	}
+	// Monitoring waits on this: a stalled store must end it with an
+	// error within --retry-timeout, never hang it.
+	ctx, cancel := e.Bound(ctx)
+	defer cancel()
 	s, err := e.OpenStore(ctx, storeURL)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	backups, err := catalog.Summaries(ctx, s, catalog.Layout{Server: server})
+	layout := catalog.Layout{Server: server}
+	backups, err := catalog.Summaries(ctx, s, layout)
 	if err != nil {
 		return err
+	}
+	if len(backups) == 0 {
+		// A server with WAL but no backup yet is listed as empty; a name
+		// with nothing under it is a mistake, and says so (exit 5).
+		if err := catalog.CheckServer(ctx, s, layout); err != nil {
+			return err
+		}
 	}
 	if format == "json" {
 		return WriteJSON(e.Stdout, server, backups)

@@ -47,6 +47,10 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err := listcmd.CheckFormat(format); err != nil {
 		return err
 	}
+	// Monitoring waits on this: a stalled store must end it with an
+	// error within --retry-timeout, never hang it.
+	ctx, cancel := e.Bound(ctx)
+	defer cancel()
 	s, err := e.OpenStore(ctx, storeURL)
 	if err != nil {
 		return err

@@ -68,7 +68,8 @@ func Command() *cli.Command {
 		Flags: append(append(cli.StoreFlags(), cli.CompressionFlags()...),
 			cli.Int("max-parallel", "segments pushed at once: the one asked for and N-1 ready ones after it by the background pusher (1: no push-ahead)", 4),
 			pusher, after),
-		Action: run,
+		Action:       run,
+		RetryTimeout: time.Minute,
 	}
 }
 
@@ -104,6 +105,11 @@ func run(ctx context.Context, e *cli.Env) error {
 		return pushAhead(ctx, e, open, layout, path, opts)
 	}
 	cli.ShortLived()
+	// PostgreSQL waits for archive_command: a call that hangs on a stalled
+	// store holds up every later segment while pg_wal fills the disk. One
+	// that gives up is simply run again by the archiver.
+	ctx, cancel := e.Bound(ctx)
+	defer cancel()
 	if opts.MaxParallel > 1 {
 		opts.StartPusher = func(after wal.Name) error {
 			return cli.SpawnDetached(e, filepath.Join(wal.MarkerDir(filepath.Dir(path)), wal.PusherLog),

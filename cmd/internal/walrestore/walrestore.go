@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	ucli "github.com/urfave/cli/v2"
+
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
@@ -72,6 +74,13 @@ func Command() *cli.Command {
 	worker.Hidden = true
 	segSize := cli.Int(flagSegmentSize, "segment size for the prefetcher (internal)", 0)
 	segSize.Hidden = true
+	prefetch := cli.Int("prefetch", "segments to download ahead in the background after a segment (0: none)", 8)
+	prefetch.Action = func(_ *ucli.Context, n int) error {
+		if n < 0 {
+			return cli.Usagef("--prefetch %d: give 0 (no prefetch) or more", n)
+		}
+		return nil
+	}
 	return &cli.Command{
 		Name:        "gbc-wal-restore",
 		Usage:       "restore one WAL file (PostgreSQL's restore_command)",
@@ -81,10 +90,12 @@ func Command() *cli.Command {
 		MaxArgs:     4,
 		Flags: append(cli.StoreFlags(),
 			cli.Bool("no-partial", "do not restore WAL_NAME.partial when segment WAL_NAME is not archived"),
-			cli.Int("prefetch", "segments to download ahead in the background after a segment (0: none)", 8),
-			worker, segSize),
+			prefetch, worker, segSize),
 		Action:   run,
 		ExitCode: ExitCode,
+		// A restore_command that cannot fetch a file must stop recovery
+		// (126) within a minute, not hang it without a word.
+		RetryTimeout: time.Minute,
 	}
 }
 
@@ -105,7 +116,7 @@ func ExitCode(err error) int {
 		return cli.ExitAbortRecovery
 	// On a standby, the usual codes, with the two failures CodeOf leaves
 	// generic given their own, so that 1 keeps meaning "absent".
-	case errors.Is(err, wal.ErrChecksum):
+	case errors.Is(err, wal.ErrChecksum), errors.Is(err, wal.ErrWrongFile):
 		return cli.ExitConflict
 	case errors.Is(err, cloud.ErrTransient):
 		return cli.ExitStore
@@ -144,6 +155,8 @@ func run(ctx context.Context, e *cli.Env) error {
 		return prefetch(ctx, e, open, layout, name, dest, target, count)
 	}
 	cli.ShortLived()
+	ctx, cancel := e.Bound(ctx)
+	defer cancel()
 
 	res, err := wal.Restore(ctx, open, layout, name, dest, wal.RestoreOptions{
 		NoPartial: e.Bool("no-partial"),

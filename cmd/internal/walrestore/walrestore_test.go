@@ -27,6 +27,7 @@ func TestExitCode(t *testing.T) {
 		{wrap(cloud.ErrPermission), 126, 3},
 		{wrap(errors.Join(cloud.ErrNotFound, cloud.ErrNoBucket)), 126, 3},
 		{wrap(wal.ErrChecksum), 126, 4},
+		{wrap(wal.ErrWrongFile), 126, 4},
 		{wrap(syscall.ENOSPC), 126, 6},
 		{cli.Usagef("bad option"), 126, 2},
 	}
@@ -46,5 +47,30 @@ func TestExitCode(t *testing.T) {
 	}
 	if ExitCode(nil) != 0 {
 		t.Error("ExitCode(nil) != 0")
+	}
+}
+
+// A negative --prefetch is refused before anything is fetched: a usage
+// error on a standby, and, as every failure outside one, a stop of
+// recovery rather than an "absent" that would end it early.
+func TestPrefetchRefusesNegative(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	argv := []string{"gbc-wal-restore", "--prefetch", "-1", "file://" + dir + "/store", "main", "000000010000000000000001", "pg_wal/RECOVERYXLOG"}
+	if code := cli.Run([]*cli.Command{Command()}, argv); code != cli.ExitAbortRecovery {
+		t.Errorf("--prefetch -1 outside a standby: exit %d, want %d", code, cli.ExitAbortRecovery)
+	}
+	if err := os.WriteFile("standby.signal", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := cli.Run([]*cli.Command{Command()}, argv); code != cli.ExitUsage {
+		t.Errorf("--prefetch -1 on a standby: exit %d, want %d", code, cli.ExitUsage)
+	}
+	argv[2] = "0"
+	if err := os.Mkdir(filepath.Join(dir, "store"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if code := cli.Run([]*cli.Command{Command()}, argv); code != cli.ExitFailure {
+		t.Errorf("--prefetch 0 (off) of a segment not archived: exit %d, want %d", code, cli.ExitFailure)
 	}
 }

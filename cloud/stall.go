@@ -1,0 +1,218 @@
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultIOTimeout is how long one HTTP request may wait on the network
+// without a byte moving before it is abandoned (see Options.IOTimeout). It
+// is pgBackRest's io-timeout idea: a store that accepts connections but
+// never answers (a stopped process, a black-holed route, a hung proxy)
+// must fail the attempt, so that the retry wrapper's deadline can end the
+// operation. 30 s is far above any healthy round trip, including an S3
+// CompleteMultipartUpload, which answers its headers at once.
+const DefaultIOTimeout = 30 * time.Second
+
+// httpClient returns the client every cloud provider sends its requests
+// through: the standard transport's pooling and proxies, with deadlines on
+// dialing and TLS, and a stall watchdog on every request.
+func httpClient(ioTimeout time.Duration) *http.Client {
+	if ioTimeout <= 0 {
+		ioTimeout = DefaultIOTimeout
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.DialContext = (&net.Dialer{Timeout: ioTimeout, KeepAlive: 30 * time.Second}).DialContext
+	base.TLSHandshakeTimeout = ioTimeout
+	base.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: &stallTransport{base: base, timeout: ioTimeout}}
+}
+
+// stallTransport fails a request that waits on the network for longer
+// than timeout without progress. A plain deadline cannot do this: an
+// upload of a 5 GiB part rightly takes minutes, while a stalled store
+// sends nothing at all. So the watchdog is re-armed by every byte that
+// moves and paused while the caller, not the network, holds things up:
+//
+//   - while the transport reads the request body (the producer's time, not
+//     the store's);
+//   - between reads of the response body (the consumer may be writing to a
+//     slow disk, or waiting for a buffer of its pipeline).
+//
+// What remains is exactly the time spent waiting for the store: writing
+// the body, waiting for the response headers, and inside each read of
+// the response body.
+type stallTransport struct {
+	base    http.RoundTripper
+	timeout time.Duration
+}
+
+// StallError reports a request that made no progress for the I/O timeout.
+// It is a net.Error whose Timeout() is true, so every SDK (and this
+// package's classification) treats it as a retryable network failure.
+type StallError struct {
+	After  time.Duration // the I/O timeout that passed
+	Method string
+	Host   string
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("%s %s: no response for %v (the store is stalled or unreachable; --io-timeout sets this limit)", e.Method, e.Host, e.After)
+}
+
+// Timeout is true: a stall is a timeout.
+func (e *StallError) Timeout() bool { return true }
+
+// Temporary is true: another attempt may meet a healthy server.
+func (e *StallError) Temporary() bool { return true }
+
+// watchdog cancels a request's context once armed for timeout without
+// being re-armed or paused.
+type watchdog struct {
+	timer   *time.Timer
+	timeout time.Duration
+	fired   atomic.Bool
+	mu      sync.Mutex
+	stopped bool
+	// answered: the response headers came; from then on only reads of
+	// the response body arm the countdown, not a request body the
+	// transport may still be draining.
+	answered bool
+}
+
+func newWatchdog(timeout time.Duration, cancel context.CancelFunc) *watchdog {
+	w := &watchdog{timeout: timeout}
+	w.timer = time.AfterFunc(timeout, func() {
+		w.fired.Store(true)
+		cancel()
+	})
+	return w
+}
+
+// arm (re)starts the countdown: the request now waits on the network.
+func (w *watchdog) arm() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.timer.Reset(w.timeout)
+	}
+}
+
+// armRequest is arm for the request body's side, which stops counting
+// once the response has come.
+func (w *watchdog) armRequest() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped && !w.answered {
+		w.timer.Reset(w.timeout)
+	}
+}
+
+// pauseRequest is pause for the request body's side.
+func (w *watchdog) pauseRequest() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.answered {
+		w.timer.Stop()
+	}
+}
+
+// answer pauses the countdown when the response headers arrive.
+func (w *watchdog) answer() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.answered = true
+	w.timer.Stop()
+}
+
+// pause stops the countdown: the caller, not the store, is busy.
+func (w *watchdog) pause() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer.Stop()
+}
+
+// stop ends the watchdog for good.
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
+}
+
+func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	w := newWatchdog(t.timeout, cancel)
+	stallErr := func(err error) error {
+		if w.fired.Load() {
+			return &StallError{After: t.timeout, Method: req.Method, Host: req.URL.Host}
+		}
+		return err
+	}
+	out := req.Clone(ctx)
+	if req.Body != nil && req.Body != http.NoBody {
+		out.Body = &requestBody{ReadCloser: req.Body, w: w}
+	}
+	if req.GetBody != nil {
+		out.GetBody = func() (io.ReadCloser, error) {
+			b, err := req.GetBody()
+			if err != nil || b == nil || b == http.NoBody {
+				return b, err
+			}
+			return &requestBody{ReadCloser: b, w: w}, nil
+		}
+	}
+	resp, err := t.base.RoundTrip(out)
+	if err != nil {
+		w.stop()
+		cancel()
+		return nil, stallErr(err)
+	}
+	w.answer()
+	resp.Body = &responseBody{ReadCloser: resp.Body, w: w, cancel: cancel, errOf: stallErr}
+	return resp, nil
+}
+
+// requestBody pauses the watchdog while the transport reads the body from
+// its producer.
+type requestBody struct {
+	io.ReadCloser
+	w *watchdog
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	b.w.pauseRequest()
+	defer b.w.armRequest()
+	return b.ReadCloser.Read(p)
+}
+
+// responseBody arms the watchdog only while a read waits for the store.
+type responseBody struct {
+	io.ReadCloser
+	w      *watchdog
+	cancel context.CancelFunc
+	errOf  func(error) error
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	b.w.arm()
+	n, err := b.ReadCloser.Read(p)
+	b.w.pause()
+	if err != nil && err != io.EOF {
+		err = b.errOf(err)
+	}
+	return n, err
+}
+
+func (b *responseBody) Close() error {
+	b.w.stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
