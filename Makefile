@@ -1,7 +1,7 @@
 # gbc: PostgreSQL backup and point-in-time recovery to object storage.
 #
 #   make build   every command into ./bin (one multi-call binary, gbc-* links)
-#   make test    installs the test servers, then unit and end-to-end tests
+#   make test    installs the test servers, then unit and end-to-end tests, -race, fuzzing
 #   make demo    a throwaway cluster, WAL archiving, a backup, and a PITR drill
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   gbc side by side with barman-cloud and pgBackRest
@@ -22,7 +22,7 @@ TOOLS_BIN := $(GBC_TOOLS)/bin
 # Tests may take long: the end-to-end suite runs real servers.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: build test unit e2e lint demo bench deps clean
+.PHONY: build test unit race fuzz e2e lint demo bench deps clean
 
 build:
 	@mkdir -p bin
@@ -32,9 +32,21 @@ build:
 deps:
 	@bash scripts/test-deps.sh >/dev/null
 
+# The race detector runs over the unit tests (not the end-to-end suite,
+# whose work is done by other processes), and every fuzz target runs for
+# FUZZTIME after the seed corpora have passed.
+FUZZTIME ?= 15s
+
 test: deps build
 	PATH="$(CURDIR)/bin:$(TOOLS_BIN):$$PATH" GBC_BIN="$(CURDIR)/bin" \
 		$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
+	$(MAKE) --no-print-directory race fuzz
+
+race:
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 unit:
 	$(GO) test -count=1 -short ./...

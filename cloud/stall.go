@@ -114,6 +114,15 @@ func (w *watchdog) armRequest() {
 	}
 }
 
+// armRequestFor is armRequest with another countdown.
+func (w *watchdog) armRequestFor(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped && !w.answered {
+		w.timer.Reset(d)
+	}
+}
+
 // pauseRequest is pause for the request body's side.
 func (w *watchdog) pauseRequest() {
 	w.mu.Lock()
@@ -184,12 +193,29 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type requestBody struct {
 	io.ReadCloser
 	w *watchdog
+	n int64
 }
+
+// drainRate is the slowest link the I/O timeout allows for without a
+// false alarm once a body is written: the kernel's send buffer (up to a
+// few MiB) still has to reach the store before it can answer, and no byte
+// of that is seen here. Bodies get that drain time on top of the timeout.
+const (
+	drainRate   = 256 << 10 // bytes per second
+	maxSendBuf  = 4 << 20
+	drainPerSec = int64(time.Second) / drainRate
+)
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	b.w.pauseRequest()
-	defer b.w.armRequest()
-	return b.ReadCloser.Read(p)
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err == io.EOF {
+		b.w.armRequestFor(b.w.timeout + time.Duration(min(b.n, maxSendBuf)*drainPerSec))
+	} else {
+		b.w.armRequest()
+	}
+	return n, err
 }
 
 // responseBody arms the watchdog only while a read waits for the store.
