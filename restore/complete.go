@@ -228,15 +228,9 @@ func removeSignal(root *os.Root, name string) error {
 // read postgresql.auto.conf (and rewrite it on ALTER SYSTEM): the files
 // go to the directory's owner.
 func WriteRecovery(dir string, c RecoveryConfig) error {
-	// Resolved once: a data directory given through a symbolic link is
-	// still synced (fsyncPath follows no link).
-	dir, err := filepath.EvalSymlinks(dir)
+	root, dir, err := openDataDir(dir)
 	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return err
 	}
 	defer root.Close()
 	if err := writeRecovery(root, c); err != nil {
@@ -266,17 +260,28 @@ func WriteRecovery(dir string, c RecoveryConfig) error {
 // server must not start as a standby of the old primary unless asked to.
 // The removal is made durable.
 func RemoveStandbySignal(dir string) error {
-	dir, err := filepath.EvalSymlinks(dir)
+	root, dir, err := openDataDir(dir)
 	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return err
 	}
 	defer root.Close()
 	if err := removeSignal(root, standbySignal); err != nil {
 		return err
 	}
 	return fsyncPath(dir)
+}
+
+// openDataDir opens the data directory dir as a root, and returns the
+// path it resolves to: a data directory given through a symbolic link is
+// still synced (fsyncPath follows no link).
+func openDataDir(dir string) (*os.Root, string, error) {
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("data directory: %w", err)
+	}
+	return root, dir, nil
 }
