@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -77,7 +78,13 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 	if cfg.Credentials != nil {
 		cfg.Credentials = aws.NewCredentialsCache(markCredentials{cfg.Credentials})
 	}
-	cfg.HTTPClient = httpClient(opts.IOTimeout)
+	// The SDK's own client holds what the configuration asked for (a CA
+	// bundle, a proxy); the stall watchdog goes on top of its transport.
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		cfg.HTTPClient = watchedClient(bc.GetTransport(), opts.IOTimeout)
+	} else {
+		cfg.HTTPClient = httpClient(opts.IOTimeout)
+	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.EndpointURL != "" {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)

@@ -24,10 +24,16 @@ const DefaultIOTimeout = 30 * time.Second
 // through: the standard transport's pooling and proxies, with deadlines on
 // dialing and TLS, and a stall watchdog on every request.
 func httpClient(ioTimeout time.Duration) *http.Client {
+	return watchedClient(http.DefaultTransport.(*http.Transport).Clone(), ioTimeout)
+}
+
+// watchedClient is httpClient over a transport the SDK configured itself
+// (the AWS SDK's carries AWS_CA_BUNDLE's certificates, for one), which is
+// changed in place.
+func watchedClient(base *http.Transport, ioTimeout time.Duration) *http.Client {
 	if ioTimeout <= 0 {
 		ioTimeout = DefaultIOTimeout
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.DialContext = (&net.Dialer{Timeout: ioTimeout, KeepAlive: 30 * time.Second}).DialContext
 	base.TLSHandshakeTimeout = ioTimeout
 	base.MaxIdleConnsPerHost = 64
