@@ -43,7 +43,7 @@ test: deps build
 	$(MAKE) --no-print-directory race fuzz
 
 race:
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -race -short -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
