@@ -54,6 +54,13 @@ func openAzure(containerName string, opts Options) (Store, error) {
 			b, err := azureblob.OpenBucket(ctx, client, nil)
 			return b, nil, err
 		},
+		readerTag: func(r *blob.Reader) string {
+			var resp azblobblob.DownloadStreamResponse
+			if r.As(&resp) && resp.ETag != nil {
+				return string(*resp.ETag)
+			}
+			return ""
+		},
 		writerOptions: func(po PutOptions) *blob.WriterOptions {
 			block := min(partSizeFor(partSize, po.SizeHint, azureMaxBlocks), azureMaxBlockSize)
 			wo := &blob.WriterOptions{

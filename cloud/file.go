@@ -321,26 +321,48 @@ func (s *fileStore) open(key string) (*os.File, fs.FileInfo, map[string]string, 
 
 // Get implements Store.
 func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return s.GetRange(ctx, key, 0, -1)
+}
+
+// GetRange implements Store. The open file keeps reading the version it
+// opened: a Put renames a new file over the key, leaving this one intact.
+func (s *fileStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	if err := checkKey(key); err != nil {
+		return nil, s.fail("get", key, err)
+	}
+	if err := checkRange(offset); err != nil {
 		return nil, s.fail("get", key, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, s.fail("get", key, err)
 	}
-	f, _, _, err := s.open(key)
+	f, fi, _, err := s.open(key)
 	if err != nil {
 		return nil, s.fail("get", key, err)
 	}
+	size := fi.Size() - fileHeaderSize
+	start, n := clampRange(size, offset, length)
 	// open left the offset just past the header.
-	return fileReader{f}, nil
+	if start > 0 {
+		if _, err := f.Seek(fileHeaderSize+start, io.SeekStart); err != nil {
+			_ = f.Close()
+			return nil, s.fail("get", key, err)
+		}
+	}
+	return &fileReader{f: f, r: io.LimitReader(f, n), v: objectVersion{size: size, modTime: fi.ModTime()}}, nil
 }
 
 // fileReader hides *os.File's other methods (Seek, ReadAt) which would
 // expose the header.
-type fileReader struct{ f *os.File }
+type fileReader struct {
+	f *os.File
+	r io.Reader // f, limited to the range
+	v objectVersion
+}
 
-func (r fileReader) Read(p []byte) (int, error) { return r.f.Read(p) }
-func (r fileReader) Close() error               { return r.f.Close() }
+func (r *fileReader) Read(p []byte) (int, error)     { return r.r.Read(p) }
+func (r *fileReader) Close() error                   { return r.f.Close() }
+func (r *fileReader) version() (objectVersion, bool) { return r.v, true }
 
 // Stat implements Store.
 func (s *fileStore) Stat(ctx context.Context, key string) (Attrs, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,13 @@ func openGCSWith(bucket string, opts Options, streak *failStreak, newClient func
 				return nil, nil, err
 			}
 			return b, client.Close, nil
+		},
+		readerTag: func(r *blob.Reader) string {
+			var sr *storage.Reader
+			if r.As(&sr) && sr.Attrs.Generation != 0 {
+				return strconv.FormatInt(sr.Attrs.Generation, 10)
+			}
+			return ""
 		},
 		writerOptions: func(po PutOptions) *blob.WriterOptions {
 			// GCS has no part limit: a resumable upload sends ChunkSize

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,12 +26,14 @@ func NewMem() Store {
 type memStore struct {
 	mu   sync.Mutex
 	objs map[string]memObject
+	seq  uint64 // Puts so far: each object's version tag
 }
 
 type memObject struct {
 	data    []byte // never modified once stored
 	md      map[string]string
 	modTime time.Time
+	seq     uint64
 }
 
 func (s *memStore) fail(op, key string, err error) error {
@@ -65,7 +68,8 @@ func (s *memStore) Put(ctx context.Context, key string, r io.Reader, opts PutOpt
 	if _, ok := s.objs[key]; ok && opts.IfNotExists {
 		return s.fail("put", key, ErrExists)
 	}
-	s.objs[key] = memObject{data: buf.Bytes(), md: md, modTime: time.Now()}
+	s.seq++
+	s.objs[key] = memObject{data: buf.Bytes(), md: md, modTime: time.Now(), seq: s.seq}
 	return nil
 }
 
@@ -83,13 +87,35 @@ func (s *memStore) lookup(op, key string) (memObject, error) {
 }
 
 // Get implements Store.
-func (s *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+func (s *memStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return s.GetRange(ctx, key, 0, -1)
+}
+
+// GetRange implements Store. The stream reads the stored slice, which no
+// later Put modifies.
+func (s *memStore) GetRange(_ context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := checkRange(offset); err != nil {
+		return nil, s.fail("get", key, err)
+	}
 	o, err := s.lookup("get", key)
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(o.data)), nil
+	start, n := clampRange(int64(len(o.data)), offset, length)
+	v := objectVersion{size: int64(len(o.data)), modTime: o.modTime, tag: strconv.FormatUint(o.seq, 10)}
+	return &memReader{r: bytes.NewReader(o.data[start : start+n]), v: v}, nil
 }
+
+// memReader offers only Read and Close, as the real stores' streams do,
+// so that no caller comes to rely on seeking.
+type memReader struct {
+	r *bytes.Reader
+	v objectVersion
+}
+
+func (r *memReader) Read(p []byte) (int, error)     { return r.r.Read(p) }
+func (r *memReader) Close() error                   { return nil }
+func (r *memReader) version() (objectVersion, bool) { return r.v, true }
 
 // Stat implements Store.
 func (s *memStore) Stat(_ context.Context, key string) (Attrs, error) {

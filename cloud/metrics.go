@@ -51,14 +51,20 @@ func (ms *metricsStore) Put(ctx context.Context, key string, r io.Reader, opts P
 
 func (ms *metricsStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	ms.m.Gets.Add(1)
-	rc, err := ms.s.Get(ctx, key)
+	return ms.stream(ms.s.Get(ctx, key))
+}
+
+// GetRange counts as a Get: one download started.
+func (ms *metricsStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	ms.m.Gets.Add(1)
+	return ms.stream(ms.s.GetRange(ctx, key, offset, length))
+}
+
+func (ms *metricsStore) stream(rc io.ReadCloser, err error) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, ms.count(err)
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{&countingReader{rc, &ms.m.BytesGot}, rc}, nil
+	return &countingReadCloser{countingReader{rc, &ms.m.BytesGot}, rc}, nil
 }
 
 func (ms *metricsStore) Stat(ctx context.Context, key string) (Attrs, error) {
@@ -102,3 +108,13 @@ type countingReadSeeker struct {
 }
 
 func (c *countingReadSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
+
+// countingReadCloser counts a download and passes on the version of the
+// object it reads, which WithRetry underneath needs to resume it.
+type countingReadCloser struct {
+	countingReader
+	rc io.ReadCloser
+}
+
+func (c *countingReadCloser) Close() error                   { return c.rc.Close() }
+func (c *countingReadCloser) version() (objectVersion, bool) { return versionOf(c.rc) }

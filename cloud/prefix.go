@@ -41,6 +41,13 @@ func (p *prefixStore) Get(ctx context.Context, key string) (io.ReadCloser, error
 	return p.s.Get(ctx, p.prefix+key)
 }
 
+func (p *prefixStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := p.checkKey("get", key); err != nil {
+		return nil, err
+	}
+	return p.s.GetRange(ctx, p.prefix+key, offset, length)
+}
+
 func (p *prefixStore) Stat(ctx context.Context, key string) (Attrs, error) {
 	if err := p.checkKey("stat", key); err != nil {
 		return Attrs{}, err

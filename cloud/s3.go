@@ -123,8 +123,15 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 			return b, nil, err
 		},
 		writerOptions: st.writerOptions,
-		deleteMany:    st.deleteMany,
-		sweepStale:    st.sweepStale,
+		readerTag: func(r *blob.Reader) string {
+			var out s3.GetObjectOutput
+			if r.As(&out) {
+				return aws.ToString(out.ETag)
+			}
+			return ""
+		},
+		deleteMany: st.deleteMany,
+		sweepStale: st.sweepStale,
 	}, nil
 }
 

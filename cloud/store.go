@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -33,8 +34,20 @@ type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error
 
 	// Get opens key for reading. A missing key yields an error for which
-	// errors.Is(err, ErrNotFound) holds.
+	// errors.Is(err, ErrNotFound) holds. It is GetRange(ctx, key, 0, -1).
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
+
+	// GetRange opens length bytes of key from offset, or everything from
+	// offset to the end when length < 0, so that a restore can fetch one
+	// block of a part and a broken download can resume where it stopped.
+	// Like pread(2), a range is cut at the end of the object, and one
+	// that starts at or past the end (or has length 0) is an empty
+	// stream, not an error: the size comes from Stat. A missing key
+	// yields ErrNotFound whatever the range; a negative offset is an
+	// error without classification. One stream never mixes versions of
+	// an object overwritten meanwhile (each request reads one version).
+	// Errors while reading carry the same classification as the others.
+	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 
 	// Stat returns the object's size, time and user metadata.
 	Stat(ctx context.Context, key string) (Attrs, error)
@@ -88,3 +101,57 @@ var (
 	// ErrTransient: a failure worth retrying (network, throttling, 5xx).
 	ErrTransient = errors.New("transient failure")
 )
+
+// objectVersion identifies the version of an object a stream reads, as
+// the response that opened it said. The retry wrapper compares it before
+// resuming a broken download, so that the resumed bytes come from the
+// same object and not from one written meanwhile under the same key.
+type objectVersion struct {
+	size    int64
+	modTime time.Time
+	tag     string // ETag (S3, Azure), generation (GCS), a counter (mem); "" if none
+}
+
+func (v objectVersion) same(w objectVersion) bool {
+	return v.size == w.size && v.modTime.Equal(w.modTime) && v.tag == w.tag
+}
+
+// versioned is implemented by the streams that Get and GetRange return
+// when they know the version they read: every provider's, and every
+// wrapper's that passes a provider's stream on.
+type versioned interface {
+	version() (objectVersion, bool)
+}
+
+// versionOf returns the version r reads, if it says.
+func versionOf(r io.Reader) (objectVersion, bool) {
+	if v, ok := r.(versioned); ok {
+		return v.version()
+	}
+	return objectVersion{}, false
+}
+
+// checkRange refuses what no provider can read.
+func checkRange(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: negative offset %d", errInvalid, offset)
+	}
+	return nil
+}
+
+// clampRange returns the part of [offset, offset+length) (length < 0: to
+// the end) inside an object of size bytes, as a start and a count.
+func clampRange(size, offset, length int64) (start, n int64) {
+	start = min(offset, size)
+	n = size - start
+	if length >= 0 {
+		n = min(n, length)
+	}
+	return start, n
+}
+
+// emptyStream is the stream of a range outside the object.
+type emptyStream struct{}
+
+func (emptyStream) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyStream) Close() error             { return nil }

@@ -69,10 +69,19 @@ func (f *flaky) Put(ctx context.Context, key string, r io.Reader, opts cloud.Put
 }
 
 func (f *flaky) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return f.GetRange(ctx, key, 0, -1)
+}
+
+func (f *flaky) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	if err := f.step("get"); err != nil {
 		return nil, err
 	}
-	return io.NopCloser(strings.NewReader("content of " + key)), nil
+	content := "content of " + key
+	content = content[min(int(offset), len(content)):]
+	if length >= 0 {
+		content = content[:min(int(length), len(content))]
+	}
+	return io.NopCloser(strings.NewReader(content)), nil
 }
 
 func (f *flaky) Stat(ctx context.Context, key string) (cloud.Attrs, error) {

@@ -49,6 +49,8 @@ func Run(t *testing.T, s cloud.Store, opts Options) {
 	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, st) })
 	t.Run("Metadata", func(t *testing.T) { testMetadata(t, st) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, st) })
+	t.Run("Range", func(t *testing.T) { testRange(t, st) })
+	t.Run("RangeOneVersion", func(t *testing.T) { testRangeOneVersion(t, st) })
 	t.Run("IfNotExists", func(t *testing.T) { testIfNotExists(t, st) })
 	t.Run("IfNotExistsRace", func(t *testing.T) { testIfNotExistsRace(t, st) })
 	t.Run("List", func(t *testing.T) { testList(t, st) })
@@ -296,6 +298,119 @@ func testNotFound(t *testing.T, st cloud.Store) {
 	}
 }
 
+func getRange(t *testing.T, st cloud.Store, key string, offset, length int64) string {
+	t.Helper()
+	rc, err := st.GetRange(t.Context(), key, offset, length)
+	if err != nil {
+		t.Fatalf("GetRange(%q, %d, %d): %v", key, offset, length, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("GetRange(%q, %d, %d): reading: %v", key, offset, length, err)
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatalf("GetRange(%q, %d, %d): close: %v", key, offset, length, err)
+	}
+	return string(b)
+}
+
+// testRange reads ranges as pread(2) would: cut at the end of the object,
+// empty from the end on, ErrNotFound for a missing key whatever the range.
+func testRange(t *testing.T, st cloud.Store) {
+	const key, content = "range/obj", "0123456789abcdefghijklmnopqrstuvwxyz"
+	n := int64(len(content))
+	put(t, st, key, content, cloud.PutOptions{})
+	for _, tc := range []struct {
+		offset, length int64
+		want           string
+	}{
+		{0, -1, content},
+		{0, n, content},
+		{0, 5, "01234"},              // the start
+		{10, 6, "abcdef"},            // the middle
+		{30, -1, "uvwxyz"},           // the end
+		{n - 1, 1, "z"},              // the last byte
+		{30, 100, "uvwxyz"},          // cut at the end
+		{0, n + 1, content},          // cut at the end
+		{n, -1, ""},                  // at the end
+		{n, 10, ""},                  // at the end
+		{n + 100, -1, ""},            // past the end
+		{n + 100, 5, ""},             // past the end
+		{7, 0, ""},                   // zero length
+		{0, 0, ""},                   // zero length
+		{n + 5, 0, ""},               // zero length past the end
+		{1, n - 2, content[1 : n-1]}, // all but the ends
+	} {
+		if got := getRange(t, st, key, tc.offset, tc.length); got != tc.want {
+			t.Errorf("GetRange(%d, %d) = %q, want %q", tc.offset, tc.length, got, tc.want)
+		}
+	}
+
+	const empty = "range/empty"
+	put(t, st, empty, "", cloud.PutOptions{})
+	for _, r := range [][2]int64{{0, -1}, {0, 10}, {0, 0}, {5, -1}, {5, 5}} {
+		if got := getRange(t, st, empty, r[0], r[1]); got != "" {
+			t.Errorf("GetRange(empty, %d, %d) = %q, want empty", r[0], r[1], got)
+		}
+	}
+
+	for _, r := range [][2]int64{{0, -1}, {5, 10}, {0, 0}, {100, -1}} {
+		rc, err := st.GetRange(t.Context(), "range/missing", r[0], r[1])
+		if err == nil {
+			rc.Close()
+			t.Errorf("GetRange(missing, %d, %d) succeeded, want ErrNotFound", r[0], r[1])
+			continue
+		}
+		if !errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrNoBucket) || errors.Is(err, cloud.ErrTransient) {
+			t.Errorf("GetRange(missing, %d, %d): err = %v, want ErrNotFound only", r[0], r[1], err)
+		} else if !strings.Contains(err.Error(), "range/missing") {
+			t.Errorf("GetRange(missing): error %q does not name the key", err)
+		}
+	}
+
+	rc, err := st.GetRange(t.Context(), key, -1, 5)
+	if err == nil {
+		rc.Close()
+		t.Error("GetRange with a negative offset succeeded")
+	} else if errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrTransient) {
+		t.Errorf("GetRange with a negative offset: err %v is classified, want a plain error", err)
+	}
+}
+
+// testRangeOneVersion overwrites an object while a range of it is being
+// read: the stream goes on with the version it opened, or fails, but never
+// mixes the two.
+func testRangeOneVersion(t *testing.T, st cloud.Store) {
+	const key, size = "range/versions", 4 << 20
+	old := bytes.Repeat([]byte("o"), size)
+	if err := st.Put(t.Context(), key, bytes.NewReader(old), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := st.GetRange(t.Context(), key, 1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(t.Context(), key, bytes.NewReader(bytes.Repeat([]byte("n"), size)), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rc)
+	got := append(head, rest...)
+	if err != nil {
+		t.Logf("reading on after an overwrite failed (allowed): %v", err)
+	} else if len(got) != size-1 {
+		t.Errorf("read %d bytes, want %d", len(got), size-1)
+	}
+	if i := bytes.IndexByte(got, 'n'); i >= 0 {
+		t.Errorf("the stream mixed versions: new bytes from offset %d", i+1)
+	}
+}
+
 func testIfNotExists(t *testing.T, st cloud.Store) {
 	ctx := t.Context()
 	const key = "ifnotexists/obj"
@@ -486,6 +601,19 @@ func testLarge(t *testing.T, st cloud.Store, size int64) {
 	t.Logf("got %d MiB in %v", n>>20, time.Since(start).Round(time.Millisecond))
 	if n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 		t.Errorf("read back %d bytes with sha256 %x, want %d bytes with %x", n, got.Sum(nil), size, want.Sum(nil))
+	}
+	// One block from the middle, as a restore fetches it.
+	off, length := size/2+12345, min(size/4, 1<<20)
+	again := newPRNG(1, size)
+	if _, err := io.CopyN(io.Discard, again, off); err != nil {
+		t.Fatal(err)
+	}
+	wantBlock := make([]byte, length)
+	if _, err := io.ReadFull(again, wantBlock); err != nil {
+		t.Fatal(err)
+	}
+	if block := getRange(t, st, key, off, length); block != string(wantBlock) {
+		t.Errorf("GetRange(%d, %d) of the large object: %d bytes, not the stored ones", off, length, len(block))
 	}
 	if err := st.Delete(t.Context(), key); err != nil {
 		t.Errorf("Delete: %v", err)
