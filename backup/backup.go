@@ -28,6 +28,10 @@ const (
 // DefaultMaxPartSize is --max-archive-size's default.
 const DefaultMaxPartSize = 1 << 30
 
+// MinPartSize is the smallest --max-archive-size: below it a backup would
+// be thousands of objects and requests for a few GiB.
+const MinPartSize = 1 << 20
+
 // Options of one backup.
 type Options struct {
 	Store  cloud.Store
@@ -130,7 +134,7 @@ func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
 	if o.MaxPartSize <= 0 {
 		o.MaxPartSize = DefaultMaxPartSize
 	}
-	if o.MaxPartSize < 1<<20 {
+	if o.MaxPartSize < MinPartSize {
 		return nil, fmt.Errorf("--max-archive-size %d is too small: use at least 1 MiB", o.MaxPartSize)
 	}
 	if o.Codec == nil {
@@ -153,20 +157,45 @@ func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
 	return nil, fmt.Errorf("unknown --method %q: use local or stream", o.Method)
 }
 
-// CheckName refuses names that would be taken for something else where a
-// BACKUP_ID is accepted.
+// MaxNameLength bounds --name.
+const MaxNameLength = 64
+
+// CheckName refuses a name that is not one plain word, or that would be
+// taken for something else where a BACKUP_ID is accepted. A name is one
+// word so that gbc-backup-list keeps one word per column and a name is
+// safe in a shell command line or a path: letters, digits, '.', '_' and
+// '-', not starting with '.' or '-' (which would read as a hidden file
+// or an option), at most MaxNameLength characters. Names stored by earlier
+// releases, which were freer, are still found by lookups, which never
+// check them.
 func CheckName(name string) error {
 	switch {
 	case name == "":
 		return nil
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("--name %q is %d characters long: give at most %d", name, len(name), MaxNameLength)
+	case !plainName(name):
+		return fmt.Errorf("--name %q: give one word of letters, digits, '.', '_' and '-', not starting with '.' or '-', such as nightly-2026-11-24", name)
 	case name == catalog.RefLatest || name == catalog.RefOldest || name == catalog.RefAuto:
 		return fmt.Errorf("--name %q is a keyword for BACKUP_ID: choose another name", name)
 	case catalog.LooksLikeID(name):
 		return fmt.Errorf("--name %q looks like a backup id: choose another name", name)
-	case strings.TrimSpace(name) != name || strings.ContainsAny(name, "\n\r\t"):
-		return fmt.Errorf("--name %q: no leading or trailing spaces or control characters", name)
 	}
 	return nil
+}
+
+// plainName tells whether name holds only ASCII letters, digits, '.', '_'
+// and '-', and starts with none of '.' and '-'.
+func plainName(name string) bool {
+	for i, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_':
+		case (c == '.' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkNameFree refuses a name another backup of the server has, whatever

@@ -199,7 +199,10 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 		return fail(err)
 	}
 	prog.stop() // before the next line, which would land inside the progress line
-	r.o.logf("files copied; stopping the backup")
+	// Every file is read, but the last parts may still be compressing
+	// and uploading: pg_backup_stop need not wait for them, and the line
+	// says so rather than let a slow upload look like a hung stop.
+	r.o.logf("files read; stopping the backup while the last parts upload")
 	stop, err := conn.BackupStop(ctx, r.pgWaitsForArchive())
 	if err != nil {
 		return fail(err)
@@ -235,6 +238,7 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	if err != nil {
 		return nil, err
 	}
+	r.o.logf("all %d parts uploaded; storing the manifest", len(parts))
 	endTLI := label.StartTimeline
 	if err := man.Finish(walRanges(endTLI, label.StartLSN, stop.LSN)); err != nil {
 		return nil, err

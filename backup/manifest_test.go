@@ -129,15 +129,27 @@ func TestCheckArchiving(t *testing.T) {
 
 func TestCheckName(t *testing.T) {
 	for name, ok := range map[string]bool{
-		"":                 true,
-		"before-upgrade":   true,
-		"nightly 2026":     true,
-		"latest":           false,
-		"oldest":           false,
-		"auto":             false,
-		"20261124T214842Z": false,
-		" padded":          false,
-		"two\nlines":       false,
+		"":                                   true,
+		"before-upgrade":                     true,
+		"nightly-2026-11-24":                 true,
+		"v15.4_pre":                          true,
+		"_x":                                 true,
+		strings.Repeat("a", MaxNameLength):   true,
+		strings.Repeat("a", MaxNameLength+1): false,
+		"nightly 2026":                       false,
+		"a b":                                false,
+		"../../evil":                         false,
+		"a/b":                                false,
+		".hidden":                            false,
+		"-dash":                              false,
+		"tab\there":                          false,
+		"caf\u00e9":                          false,
+		"latest":                             false,
+		"oldest":                             false,
+		"auto":                               false,
+		"20261124T214842Z":                   false,
+		" padded":                            false,
+		"two\nlines":                         false,
 	} {
 		if err := CheckName(name); (err == nil) != ok {
 			t.Errorf("CheckName(%q) = %v", name, err)

@@ -3,10 +3,14 @@ package cloud
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 	"syscall"
 
 	"cloud.google.com/go/auth"
@@ -34,6 +38,11 @@ var ErrNoBucket = errors.New("bucket does not exist")
 // or nil when the failure fits none of them) and the provider's own error,
 // so that errors.Is works for the sentinels and errors.As still reaches the
 // SDK's error types.
+//
+// Its message is one short line: the operation and object, the class, the
+// provider's error code and HTTP status, and what to do. The SDK's own
+// text (request ids, the response body, Azure's message twice over, often
+// 600 characters) is Detail, for those who ask for it (-v).
 type Error struct {
 	Op   string // "put", "get", "stat", "list", "delete", or a sweep's ("sweep", "list uploads", "abort upload")
 	URL  string // the object or prefix, e.g. "s3://bucket/prefix/key"
@@ -45,16 +54,167 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := e.Op + " " + e.URL + ": "
-	if e.Kind != nil {
-		msg += e.Kind.Error()
+	if e.Kind == nil {
+		// Unclassified: the provider's words are all there is to go on.
 		if e.Err != nil {
-			msg += ": "
+			msg += summary(e.Err, true)
 		}
+		return msg
 	}
-	if e.Err != nil {
-		msg += e.Err.Error()
+	if e.noBucket {
+		msg += containerNoun(e.URL) + " not found"
+	} else {
+		msg += e.Kind.Error()
+	}
+	if s := summary(e.Err, false); s != "" {
+		msg += " (" + s + ")"
+	}
+	if h := e.hint(); h != "" {
+		msg += ": " + h
 	}
 	return msg
+}
+
+// Detail is the provider's full error text when Error shortened it, or "".
+func (e *Error) Detail() string {
+	if e.Err == nil {
+		return ""
+	}
+	full := e.Err.Error()
+	if full == summary(e.Err, e.Kind == nil) {
+		return ""
+	}
+	return full
+}
+
+// hint says what to do about a failure of this class, when the class alone
+// tells; a missing object or an existing one means something different to
+// each caller, which says it.
+func (e *Error) hint() string {
+	scheme, _, _ := strings.Cut(e.URL, "://")
+	switch {
+	case e.noBucket:
+		return "create it, or fix the store URL"
+	case e.Kind == ErrPermission:
+		switch scheme {
+		case "s3":
+			return "check the credentials in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and their permissions on the bucket"
+		case "gs":
+			return "check the credentials in the environment (GOOGLE_APPLICATION_CREDENTIALS, or the instance's service account) and their permissions on the bucket"
+		case "azblob":
+			return "check the credentials in the environment (AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, or the managed identity) and their permissions on the container"
+		case "file":
+			return "check that this OS user may read and write the directory"
+		}
+		return "check the credentials in the environment and their permissions"
+	case e.Kind == ErrTransient:
+		return "the store is unreachable or failing: check that it is up and reachable from here (and --endpoint-url, if given)"
+	}
+	return ""
+}
+
+// containerNoun is what the provider of u calls the thing at its root.
+func containerNoun(u string) string {
+	switch scheme, _, _ := strings.Cut(u, "://"); scheme {
+	case "azblob":
+		return "container"
+	case "file":
+		return "directory"
+	}
+	return "bucket"
+}
+
+// summary renders a provider error in a few words: its error code and
+// HTTP status, or the network failure under the SDK's wrappers. With
+// message, the S3 API's one-sentence message is kept too, for errors no
+// class explains. Errors of no SDK (ours, the file system's) are short
+// already and kept whole.
+func summary(err error, message bool) string {
+	if err == nil {
+		return ""
+	}
+	var ce *credentialsError
+	if errors.As(err, &ce) {
+		return "no usable credentials"
+	}
+	status := func(code int) string {
+		if code == 0 {
+			return ""
+		}
+		return fmt.Sprintf("HTTP %d", code)
+	}
+	join := func(parts ...string) string {
+		var out []string
+		for _, p := range parts {
+			if p != "" && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		var resp *smithyhttp.ResponseError
+		code := 0
+		if errors.As(err, &resp) {
+			code = resp.HTTPStatusCode()
+		}
+		s := join(status(code), apiErr.ErrorCode())
+		if m := apiErr.ErrorMessage(); message && m != "" && m != apiErr.ErrorCode() {
+			s += ": " + m
+		}
+		return s
+	}
+	var azResp *azcore.ResponseError
+	if errors.As(err, &azResp) {
+		return join(status(azResp.StatusCode), azResp.ErrorCode)
+	}
+	var azAuth *azidentity.AuthenticationFailedError
+	if errors.As(err, &azAuth) {
+		s := "authentication failed"
+		if azAuth.RawResponse != nil {
+			s += " (" + status(azAuth.RawResponse.StatusCode) + ")"
+		}
+		return s
+	}
+	var gErr *googleapi.Error
+	if errors.As(err, &gErr) {
+		reason := ""
+		if len(gErr.Errors) > 0 {
+			reason = gErr.Errors[0].Reason
+		}
+		return join(status(gErr.Code), reason)
+	}
+	if errors.Is(err, storage.ErrBucketNotExist) || errors.Is(err, storage.ErrObjectNotExist) {
+		return ""
+	}
+	var gAuth *auth.Error
+	var oauthErr *oauth2.RetrieveError
+	if errors.As(err, &gAuth) || errors.As(err, &oauthErr) {
+		return "token request failed"
+	}
+	var stall *StallError
+	if errors.As(err, &stall) {
+		return stall.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	// Under the SDKs' wrappers, what the HTTP client said (a TLS failure,
+	// a malformed answer), without the request's URL.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) && urlErr.Err != nil {
+		return urlErr.Err.Error()
+	}
+	return err.Error()
 }
 
 // Unwrap exposes the sentinel(s) and the cause to errors.Is and errors.As.

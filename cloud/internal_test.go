@@ -215,10 +215,14 @@ func TestErrorType(t *testing.T) {
 		t.Errorf("errors.As cannot reach the SDK error")
 	}
 	msg := err.Error()
-	for _, part := range []string{"get s3://bkt/key", "not found", "The specified bucket does not exist"} {
+	for _, part := range []string{"get s3://bkt/key", "bucket not found", "NoSuchBucket"} {
 		if !strings.Contains(msg, part) {
 			t.Errorf("message %q lacks %q", msg, part)
 		}
+	}
+	// The provider's own words are kept for -v.
+	if d := err.(*Error).Detail(); !strings.Contains(d, "The specified bucket does not exist") {
+		t.Errorf("Detail %q lacks the provider's message", d)
 	}
 	// Wrapping again (a nested store) keeps the first wrapping.
 	if again := newError("get", "s3://bkt/other", err); again != err {

@@ -292,8 +292,14 @@ func TestS3ErrorClassification(t *testing.T) {
 				t.Errorf("%d %s: Get = %v; errors.Is(%v) = %v", tc.status, tc.code, err, k, !(k == tc.want))
 			}
 		}
-		if err == nil || !strings.Contains(err.Error(), "told by the test") || !strings.Contains(err.Error(), "get s3://bkt/k") {
-			t.Errorf("%d %s: message %q lacks the operation, object or provider's message", tc.status, tc.code, err)
+		// The message names the operation, the object and the provider's
+		// code; the provider's own message is the Detail, for -v (and in
+		// the message when no class explains the error).
+		var ce *cloud.Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.code) || !strings.Contains(err.Error(), "get s3://bkt/k") {
+			t.Errorf("%d %s: message %q lacks the operation, object or provider's code", tc.status, tc.code, err)
+		} else if !strings.Contains(ce.Detail(), "told by the test") || tc.want == nil && !strings.Contains(err.Error(), "told by the test") {
+			t.Errorf("%d %s: message %q, detail %q: the provider's message is lost", tc.status, tc.code, err, ce.Detail())
 		}
 		s.Close()
 		srv.Close()

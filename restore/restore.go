@@ -116,16 +116,33 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// Check them all before creating any, so that a refusal leaves
 	// nothing behind.
-	for _, d := range dirs {
-		if err := checkEmpty(d); err != nil {
-			return nil, err
-		}
+	if err := checkDirs(dirs); err != nil {
+		return nil, err
 	}
+	_, statErr := os.Stat(o.Dest)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// Two restores into one empty directory both pass the check above:
+	// the lock makes one of them wait for nothing and refuse, and the
+	// check again under the lock finds a restore that finished meanwhile.
+	lock, err := lockDest(o.Dest)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDirs(dirs); err != nil {
+		lock.release()
+		if created {
+			os.Remove(o.Dest) // only if still empty: it was ours
+		}
+		return nil, err
+	}
+	// The lock file goes before the restore returns, whatever the
+	// outcome, so that no restored directory holds it.
+	defer lock.release()
 	if err := os.Chmod(o.Dest, 0o700); err != nil {
 		return nil, err
 	}
@@ -172,6 +189,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if err := fsyncPath(filepath.Join(o.Dest, path.Dir(controlFile))); err != nil {
 		return nil, incomplete(o.Dest, err)
+	}
+	// The lock file's removal made durable too, so that a crash now
+	// cannot bring it back into the finished data directory.
+	if err := lock.release(); err != nil {
+		return nil, fmt.Errorf("remove %s: %w", filepath.Join(o.Dest, LockFile), err)
+	}
+	if err := fsyncPath(o.Dest); err != nil {
+		return nil, err
 	}
 	res.Sync = time.Since(start)
 	return res, nil
@@ -235,9 +260,33 @@ func Plan(b *catalog.Backup, dest string, relocate map[string]string) ([]Placeme
 	return places, nil
 }
 
-// checkEmpty refuses a directory that has anything in it: restoring over an
-// existing cluster would mix two clusters' files.
-func checkEmpty(dir string) error {
+// checkDirs refuses a restore into dirs (the data directory first, then
+// the tablespaces' locations) unless each is missing or empty, and tells
+// directories another restore is writing from ones that hold files.
+func checkDirs(dirs []string) error {
+	for i, d := range dirs {
+		ignore := ""
+		if i == 0 {
+			// A lock file that no restore holds is what a restore killed
+			// right after taking it leaves; it is not data.
+			ignore = LockFile
+		}
+		if err := checkEmpty(d, ignore); err != nil {
+			// A running restore may have written into a tablespace
+			// before the data directory: either way, the files are its.
+			if lockHeld(dirs[0]) {
+				return &BusyError{Dir: dirs[0]}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// checkEmpty refuses a directory that has anything in it but the entry
+// named ignore: restoring over an existing cluster would mix two
+// clusters' files.
+func checkEmpty(dir, ignore string) error {
 	f, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -246,14 +295,20 @@ func checkEmpty(dir string) error {
 		return err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if len(names) > 0 {
-		return &NotEmptyError{Dir: dir}
+	for {
+		names, err := f.Readdirnames(2)
+		for _, n := range names {
+			if n != ignore {
+				return &NotEmptyError{Dir: dir}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
 	}
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	return nil
 }
 
 // NotEmptyError is the refusal to restore into a directory with files.
@@ -261,6 +316,14 @@ type NotEmptyError struct{ Dir string }
 
 func (e *NotEmptyError) Error() string {
 	return fmt.Sprintf("directory %s exists and is not empty: restore into a new or empty directory", e.Dir)
+}
+
+// BusyError is the refusal to restore into a data directory another
+// gbc-restore is writing: its files are that restore's, not debris.
+type BusyError struct{ Dir string }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("another gbc-restore is restoring into %s (it holds %s): wait for it to finish, or restore into another directory; the directory was left alone", e.Dir, LockFile)
 }
 
 // run is the state of one restore.

@@ -55,11 +55,12 @@ func Command() *cli.Command {
 	flags = append(flags, cli.JobsFlag(),
 		&ucli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "libpq connection string or URI (default: the PG* environment)", EnvVars: []string{"GBC_DBNAME"}},
 		cli.String("method", "local (read the data directory here) or stream (BASE_BACKUP over replication); default: local when the data directory is readable here", ""),
-		cli.String("name", "a name for the backup, unique for the server, accepted wherever a backup id is", ""),
+		cli.String("name", "a name for the backup, unique for the server, accepted wherever a backup id is: one word of letters, digits, ., _ and -, not starting with . or -, at most 64 characters", ""),
 		cli.String("tags", "key=value pairs, comma-separated, stored in the record", ""),
 		cli.String("max-archive-size", "largest part before compression (bytes, or with K, M, G, T: powers of 1024)", "1G"),
 		cli.String("checkpoint", "fast (an immediate checkpoint at the start) or spread (PostgreSQL's checkpoint_completion_target)", "fast"),
-		&ucli.DurationFlag{Name: "wal-timeout", Usage: "wait this long for the backup's last WAL segment to reach the store (0: do not check the store)", Value: 5 * time.Minute, EnvVars: []string{"GBC_WAL_TIMEOUT"}},
+		cli.Duration("wal-timeout", "wait this long for the backup's last WAL segment to reach the store (0: do not check the store)",
+			5*time.Minute, 0, "a duration such as 90s, 5m or 1h (0: do not check the store)"),
 		cli.String("format", "what to print at the end: text (the backup id) or json (the record)", "text"),
 	)
 	flags = append(flags, snapshotFlags()...)
@@ -94,9 +95,9 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	maxPart, err := parseSize(e.String("max-archive-size"))
+	maxPart, err := maxArchiveSize(e.String("max-archive-size"))
 	if err != nil {
-		return cli.Usagef("--max-archive-size: %v", err)
+		return err
 	}
 	tags, err := parseTags(e.String("tags"))
 	if err != nil {
@@ -227,6 +228,19 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// maxArchiveSize reads --max-archive-size, refusing as a usage error what
+// the backup would refuse only after connecting to the server.
+func maxArchiveSize(s string) (int64, error) {
+	n, err := parseSize(s)
+	if err == nil && n < backup.MinPartSize {
+		err = fmt.Errorf("%q is too small", s)
+	}
+	if err != nil {
+		return 0, cli.Usagef("--max-archive-size: %v: give a size of at least 1M, such as 1G or 512M (K, M, G, T: powers of 1024)", err)
+	}
+	return n, nil
+}
+
 // parseSize reads "1073741824", "1G", "512M", "512MiB", "2GB": the K, M, G
 // and T suffixes are powers of 1024, with or without B or iB.
 func parseSize(s string) (int64, error) {
@@ -250,7 +264,7 @@ func parseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size: use e.g. 1G, 512M or a number of bytes", s)
+		return 0, fmt.Errorf("%q is not a size", s)
 	}
 	if n > (1<<62)/mult {
 		return 0, fmt.Errorf("%q is too large", s)

@@ -43,7 +43,8 @@ func snapshotFlags() []ucli.Flag {
 		cli.String("snapshot-provider", "aws, gcp or azure (default: from the provider options given, else from STORE_URL)", ""),
 		cli.String("snapshot-lock-mode", "AWS: lock each snapshot, in compliance or governance mode (see EBS snapshot lock)", ""),
 		cli.Int("snapshot-lock-duration", "AWS: days each snapshot stays locked (with --snapshot-lock-mode)", 0),
-		&ucli.DurationFlag{Name: "snapshot-timeout", Usage: "give up when the snapshots are not complete after this long", Value: 6 * time.Hour, EnvVars: []string{"GBC_SNAPSHOT_TIMEOUT"}},
+		cli.Duration("snapshot-timeout", "give up when the snapshots are not complete after this long (0: no limit)",
+			6*time.Hour, 0, "a duration such as 30m or 6h (0: no limit)"),
 	}
 	flags = append(flags, cli.SnapshotInstanceFlags()...)
 	return append(flags, cli.SnapshotAPIFlags()...)
@@ -105,9 +106,7 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 			return so, cli.Usagef("%v (--snapshot-lock-mode, --snapshot-lock-duration)", err)
 		}
 	}
-	if so.Timeout = e.Duration("snapshot-timeout"); so.Timeout < 0 {
-		return so, cli.Usagef("--snapshot-timeout must not be negative")
-	}
+	so.Timeout = e.Duration("snapshot-timeout")
 	so.Host = e.SnapshotHost()
 	p, err := snapshot.Open(ctx, conf)
 	if err != nil {

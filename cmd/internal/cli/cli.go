@@ -8,13 +8,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gbc-backup/gbc/cloud"
 )
 
 // Version and Commit are set at link time (-ldflags -X) by make and goreleaser.
@@ -127,7 +131,7 @@ func (c *Command) run(argv []string) int {
 		// instead of urfave/cli calling os.Exit on its own.
 		ExitErrHandler: func(*ucli.Context, error) {},
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
-			return Exit(ExitUsage, fmt.Errorf("%w (see --help)", err))
+			return Exit(ExitUsage, fmt.Errorf("%w (see --help)", explainParseError(c.Flags, err)))
 		},
 		Action: func(cc *ucli.Context) error {
 			if cc.Bool("version") {
@@ -147,7 +151,11 @@ func (c *Command) run(argv []string) int {
 		return ExitOK
 	}
 	if env != nil && env.bound > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("gave up: the store did not complete the operation within --retry-timeout %v (check that it is up and reachable): %w", env.bound, err)
+		advice := " (check that it is up and reachable)"
+		if errors.Is(err, cloud.ErrTransient) {
+			advice = "" // the store's error says so already
+		}
+		err = fmt.Errorf("gave up: the store did not complete the operation within --retry-timeout %v%s: %w", env.bound, advice, err)
 	}
 	code := CodeOf(err)
 	if c.ExitCode != nil {
@@ -156,8 +164,97 @@ func (c *Command) run(argv []string) int {
 	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("interrupted: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "%s: error: %s\n", c.Name, oneLine(err.Error()))
+	printError(os.Stderr, c.Name, err, env != nil && env.Log.Verbose())
 	return code
+}
+
+// printError writes err as the one line PostgreSQL's log and scripts get.
+// A store's error names the operation, the object, the class of failure
+// and what to do; the provider's own answer, often hundreds of characters
+// of request ids and XML, goes on lines of its own before it, with -v.
+func printError(w io.Writer, name string, err error, verbose bool) {
+	details := storeDetails(err)
+	msg := oneLine(err.Error())
+	if len(details) > 0 {
+		if verbose {
+			for _, d := range details {
+				fmt.Fprintf(w, "%s: the store's answer to %s\n", name, oneLine(d))
+			}
+		} else {
+			msg += " (-v shows the store's full answer)"
+		}
+	}
+	fmt.Fprintf(w, "%s: error: %s\n", name, msg)
+}
+
+// storeDetails returns the provider's full answer of every store error in
+// err's tree, each once.
+func storeDetails(err error) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if ce, ok := err.(*cloud.Error); ok {
+			if d := ce.Detail(); d != "" && !seen[d] {
+				seen[d] = true
+				out = append(out, ce.Op+" "+ce.URL+": "+d)
+			}
+			return // its own tree is the SDK's
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// explainParseError rewords the flag package's "invalid value "5" for
+// flag -wal-timeout: parse error" into a line naming the option as it is
+// written and what it accepts.
+func explainParseError(flags []ucli.Flag, err error) error {
+	if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if want := accepts(flags, m[2]); want != "" {
+			return fmt.Errorf("--%s %q: give %s", m[2], m[1], want)
+		}
+	}
+	if m := envErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if want := accepts(flags, m[3]); want != "" {
+			return fmt.Errorf("%s=%q (--%s): give %s", m[2], m[1], m[3], want)
+		}
+	}
+	return err
+}
+
+var (
+	parseErrRE = regexp.MustCompile(`^invalid value "(.*)" for flag -([\w-]+): parse error$`)
+	envErrRE   = regexp.MustCompile(`^could not parse "(.*)" as \w+ value from environment variable "(\w+)" for flag ([\w-]+): `)
+)
+
+// accepts describes the values the named flag takes, or "" if unknown.
+func accepts(flags []ucli.Flag, name string) string {
+	for _, f := range append(flags, verbosityFlags()...) {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *ucli.DurationFlag:
+			return "a duration with its unit, such as 90s, 5m or 1h30m"
+		case *ucli.IntFlag:
+			return "a whole number"
+		case *ucli.BoolFlag:
+			return "true or false, or the option alone"
+		}
+	}
+	return ""
 }
 
 // oneLine keeps an error to one line, since PostgreSQL's log shows an

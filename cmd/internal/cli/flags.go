@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"time"
@@ -36,6 +37,20 @@ func Bool(name, usage string) *ucli.BoolFlag {
 	return &ucli.BoolFlag{Name: name, Usage: usage, EnvVars: envVars(name)}
 }
 
+// Duration builds a duration flag that also reads GBC_<NAME> and refuses,
+// as a usage error naming the option, a value below min: a negative
+// timeout would otherwise be taken silently for "none" or "the default",
+// or fail later as if the store or the server were at fault.
+func Duration(name, usage string, value, min time.Duration, accepted string) *ucli.DurationFlag {
+	return &ucli.DurationFlag{Name: name, Usage: usage, Value: value, EnvVars: envVars(name),
+		Action: func(_ *ucli.Context, d time.Duration) error {
+			if d < min {
+				return Usagef("--%s %v: give %s", name, d, accepted)
+			}
+			return nil
+		}}
+}
+
 // StoreFlags are the options of every command that opens a store. None
 // takes a secret: credentials come from each SDK's standard chain.
 func StoreFlags() []ucli.Flag {
@@ -46,8 +61,10 @@ func StoreFlags() []ucli.Flag {
 		String("sse", "S3 server-side encryption: AES256 or aws:kms", ""),
 		String("sse-kms-key-id", "KMS key for --sse aws:kms", ""),
 		String("azure-encryption-scope", "Azure encryption scope for new blobs", ""),
-		&ucli.DurationFlag{Name: "retry-timeout", Usage: "give up retrying transient store errors after this long; gbc-wal-archive, gbc-wal-restore, gbc-backup-list, gbc-backup-show and gbc-backup-keep end within it as a whole (default: 1m for gbc-wal-archive and gbc-wal-restore, 5m otherwise)", Value: 0, EnvVars: envVars("retry-timeout")},
-		&ucli.DurationFlag{Name: "io-timeout", Usage: "fail one request to the store that waits this long without a byte moving, and retry it", Value: cloud.DefaultIOTimeout, EnvVars: envVars("io-timeout")},
+		Duration("retry-timeout", "give up retrying transient store errors after this long; gbc-wal-archive, gbc-wal-restore, gbc-backup-list, gbc-backup-show and gbc-backup-keep end within it as a whole (default: 1m for gbc-wal-archive and gbc-wal-restore, 5m otherwise)",
+			0, 0, "a duration such as 30s, 5m or 1h (0: the command's default)"),
+		Duration("io-timeout", "fail one request to the store that waits this long without a byte moving, and retry it",
+			cloud.DefaultIOTimeout, time.Nanosecond, "a positive duration such as 30s or 2m"),
 	}
 }
 
@@ -86,7 +103,17 @@ func (e *Env) Codec() (compress.Codec, int, error) {
 	if err != nil {
 		return nil, 0, Exit(ExitUsage, err)
 	}
-	return c, e.Int("compression-level"), nil
+	level := e.Int("compression-level")
+	if e.IsSet("compression-level") {
+		// A level the codec refuses would otherwise fail the first
+		// write, as if the store or the disk were at fault.
+		w, err := c.NewWriter(io.Discard, level)
+		if err != nil {
+			return nil, 0, Usagef("--compression-level %d: %v: give a level %s accepts, or 0 for its default", level, err, c.Name())
+		}
+		w.Close()
+	}
+	return c, level, nil
 }
 
 // Jobs returns --jobs, capped at MaxJobs with a warning.

@@ -14,11 +14,13 @@ import (
 // gbc-backup-delete deletes them, gbc-restore checks the disks made from
 // them, and a record never holds an endpoint.
 func SnapshotAPIFlags() []ucli.Flag {
+	// For tests: providers' operations are polled every few seconds,
+	// which a fake answering at once makes a waste of test time.
+	poll := Duration("snapshot-poll-interval", "", 0, 0, "a duration such as 1s (0: the provider's default)")
+	poll.Hidden = true
 	return []ucli.Flag{
 		String("snapshot-endpoint-url", "the provider's compute API endpoint, for private clouds and emulators", ""),
-		// For tests: providers' operations are polled every few seconds,
-		// which a fake answering at once makes a waste of test time.
-		&ucli.DurationFlag{Name: "snapshot-poll-interval", Hidden: true, EnvVars: envVars("snapshot-poll-interval")},
+		poll,
 	}
 }
 

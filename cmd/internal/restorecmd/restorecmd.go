@@ -24,7 +24,9 @@ import (
 
 const description = `Downloads the parts of a backup in parallel, verifies each part's checksum,
 and writes the data directory DEST_DIR (which must be missing or empty) and
-its tablespaces. Unless --no-recovery-config, it writes recovery.signal and
+its tablespaces. While it writes, it holds DEST_DIR/.gbc-restore.lock
+locked, so that a second gbc-restore into the same directory refuses (exit
+4) without touching it; the file is gone when gbc-restore ends. Unless --no-recovery-config, it writes recovery.signal and
 appends to postgresql.auto.conf a restore_command calling gbc-wal-restore on
 the same store and server, with the recovery target given. Start the server
 afterwards (pg_ctl -D DEST_DIR start) as the database's OS user, with the
@@ -217,8 +219,11 @@ func run(ctx context.Context, e *cli.Env) error {
 func restoreFiles(ctx context.Context, e *cli.Env, o restore.Options) error {
 	res, err := restore.Run(ctx, o)
 	if err != nil {
+		// Refusals that protect what is in the directory: someone's
+		// files, or another restore's work in progress.
 		var ne *restore.NotEmptyError
-		if errors.As(err, &ne) {
+		var be *restore.BusyError
+		if errors.As(err, &ne) || errors.As(err, &be) {
 			return cli.Exit(cli.ExitConflict, err)
 		}
 		return err
