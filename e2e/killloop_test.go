@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestKillLoop(t *testing.T) {
 			rng := rand.New(rand.NewPCG(killSeed(t), 1))
 			st := harness.NewStore(t, provider)
 			t.Run("gbc-wal-archive", func(t *testing.T) { killArchive(t, st, rng) })
-			t.Run("gbc-backup", func(t *testing.T) { killBackup(t, st, rng) })
+			t.Run("gbc-backup, gbc-restore and gbc-backup-delete", func(t *testing.T) { killBackupRestoreDelete(t, st, rng) })
 		})
 	}
 }
@@ -95,7 +96,7 @@ func wasKilled(cmd *exec.Cmd) bool {
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
-func killBackup(t *testing.T, st harness.Store, rng *rand.Rand) {
+func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 	pg := bkPrimary(t, st, nil)
 	pg.PgBench(t, "-i", "-s", "2", "-q")
 	s := bkOpen(t, st)
@@ -119,9 +120,85 @@ func killBackup(t *testing.T, st harness.Store, rng *rand.Rand) {
 		t.Errorf("no backup was killed before it ended: the loop proved nothing")
 	}
 	// A re-run completes, and the server was left in no backup mode.
-	bkBackup(t, pg, st)
+	last := bkBackup(t, pg, st)
 	checkDoneRecords(t, s, checked, killPoints)
 	t.Logf("%d DONE backups checked part by part", len(checked))
+
+	// gbc-restore: a killed restore leaves nothing that could be started
+	// (global/pg_control is written last), and a restore into a fresh
+	// directory completes.
+	start = time.Now()
+	bkRun(t, pg, st, "gbc-restore", []string{"--no-recovery-config"}, bkServer, last.ID, pg.NewEmptyDataDir(t))
+	full = time.Since(start)
+	killed = 0
+	for i := range killPoints {
+		dest := pg.NewEmptyDataDir(t)
+		cmd := pg.Command(t, harness.Bin(t, "gbc-restore"), st.Argv("", []string{"--no-recovery-config"}, bkServer, last.ID, dest)[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err := cmd.Wait()
+		if !wasKilled(cmd) {
+			if err != nil {
+				t.Fatalf("point %d: gbc-restore failed on its own: %v", i, err)
+			}
+			continue // it had finished: a complete restore
+		}
+		killed++
+		if _, err := os.Stat(filepath.Join(dest, "global", "pg_control")); err == nil {
+			t.Errorf("point %d: a killed restore left global/pg_control in %s: it could be started half-restored", i, dest)
+		}
+	}
+	t.Logf("%d of %d restores killed before they ended", killed, killPoints)
+	if killed == 0 {
+		t.Errorf("no restore was killed before it ended: the loop proved nothing")
+	}
+
+	// gbc-backup-delete: killed while deleting a backup, then run again,
+	// it leaves a store whose records all read and whose DONE backups are
+	// all whole, and the backup is gone.
+	var doomed []*catalog.Backup
+	for range killPoints {
+		doomed = append(doomed, bkBackup(t, pg, st))
+	}
+	killed = 0
+	for i, b := range doomed {
+		argv := st.Argv("gbc-backup-delete", []string{"--backup-id", b.ID}, bkServer)
+		cmd := harness.GBCCommand(t, st.Env, argv...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(100 * time.Millisecond))))
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if wasKilled(cmd) {
+			killed++
+		}
+		// Run again, it finishes the delete (0), or finds the record gone
+		// (5), or, when the kill came after the record went, refuses to
+		// touch the record-less objects before --orphan-age (4): those are
+		// swept later, as for any crashed delete.
+		_, errOut, code := harness.RunGBC(t, st.Env, argv...)
+		if code != 0 && code != 5 && !(code == 4 && strings.Contains(errOut, "younger than --orphan-age")) {
+			t.Fatalf("point %d: delete of %s again: exit %d: %s", i, b.ID, code, errOut)
+		}
+		left, err := catalog.List(context.Background(), s, catalog.Layout{Server: bkServer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range left {
+			if l.ID == b.ID {
+				t.Errorf("point %d: backup %s is still listed (%s) after its delete was run again", i, b.ID, l.Status)
+			}
+			if l.Status == catalog.StatusUnreadable {
+				t.Errorf("point %d: backup %s has an unreadable record: %s", i, l.ID, l.Error)
+			}
+		}
+		checkDoneRecords(t, s, map[string]bool{}, i)
+	}
+	t.Logf("%d delete calls killed before they ended", killed)
 }
 
 // checkDoneRecords verifies every part of each DONE record not checked
