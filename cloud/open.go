@@ -226,7 +226,10 @@ func checkBucketName(scheme, name string) error {
 			return fmt.Errorf("bucket or container name %q: %q is not allowed (use %s)", name, r, what)
 		}
 	}
-	if first, last := rune(name[0]), rune(name[len(name)-1]); !lower(first) && !(scheme == "s3" && first >= 'A' && first <= 'Z') || !lower(last) && !(scheme == "s3" && last >= 'A' && last <= 'Z') {
+	// Legacy S3 names may start or end with a capital; no name anywhere
+	// starts or ends with punctuation.
+	edge := func(r rune) bool { return lower(r) || scheme == "s3" && r >= 'A' && r <= 'Z' }
+	if !edge(rune(name[0])) || !edge(rune(name[len(name)-1])) {
 		return fmt.Errorf("bucket or container name %q: must start and end with a letter or digit", name)
 	}
 	return nil

@@ -110,18 +110,9 @@ func (w *watchdog) arm() {
 	}
 }
 
-// armRequest is arm for the request body's side, which stops counting
-// once the response has come.
-func (w *watchdog) armRequest() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped && !w.answered {
-		w.timer.Reset(w.timeout)
-	}
-}
-
-// armRequestFor is armRequest with another countdown.
-func (w *watchdog) armRequestFor(d time.Duration) {
+// armRequest is arm for the request body's side, for a countdown of d,
+// which stops counting once the response has come.
+func (w *watchdog) armRequest(d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.stopped && !w.answered {
@@ -217,9 +208,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	if err == io.EOF {
-		b.w.armRequestFor(b.w.timeout + time.Duration(min(b.n, maxSendBuf)*drainPerSec))
+		b.w.armRequest(b.w.timeout + time.Duration(min(b.n, maxSendBuf)*drainPerSec))
 	} else {
-		b.w.armRequest()
+		b.w.armRequest(b.w.timeout)
 	}
 	return n, err
 }

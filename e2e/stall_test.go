@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/e2e/harness"
+	"github.com/gbc-backup/gbc/wal"
 )
 
 // TestStalledStore: a store that accepts connections but never answers
@@ -113,36 +114,22 @@ func writeWALSegment(t *testing.T, walDir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var segno uint64
-	for _, c := range name[16:24] {
-		segno = segno<<4 | uint64(hexDigit(c))
+	n, err := wal.ParseName(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var logID uint64
-	for _, c := range name[8:16] {
-		logID = logID<<4 | uint64(hexDigit(c))
+	start, err := n.StartLSN(size)
+	if err != nil {
+		t.Fatal(err)
 	}
 	binary.LittleEndian.PutUint16(b[0:], 0xD110)
 	binary.LittleEndian.PutUint16(b[2:], 0x0002) // XLP_LONG_HEADER
-	var tli uint32
-	for _, c := range name[0:8] {
-		tli = tli<<4 | uint32(hexDigit(c))
-	}
-	binary.LittleEndian.PutUint32(b[4:], tli)
-	binary.LittleEndian.PutUint64(b[8:], logID<<32|segno*size)
+	binary.LittleEndian.PutUint32(b[4:], n.TLI)
+	binary.LittleEndian.PutUint64(b[8:], start)
 	binary.LittleEndian.PutUint32(b[32:], size)
 	binary.LittleEndian.PutUint32(b[36:], 8192)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func hexDigit(c rune) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return 0
 }

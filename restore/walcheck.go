@@ -91,7 +91,7 @@ func walSystemID(ctx context.Context, s cloud.Store, key string, name wal.Name) 
 		return 0, err
 	}
 	// Only the header is read: its own segment size stands for the size.
-	if err := wal.CheckSegmentHeader(name, page[:], h.SegSize); err != nil {
+	if err := h.Check(name, h.SegSize); err != nil {
 		return 0, err
 	}
 	return h.SysID, nil

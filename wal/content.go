@@ -80,6 +80,11 @@ func CheckSegmentHeader(name Name, head []byte, size int64) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	return h.Check(name, size)
+}
+
+// Check is CheckSegmentHeader for a header already parsed.
+func (h SegmentHeader) Check(name Name, size int64) error {
 	if size != h.SegSize {
 		return fmt.Errorf("%s: %w: %d bytes, but its header gives a segment size of %d", name, ErrWrongFile, size, h.SegSize)
 	}
