@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -150,11 +150,26 @@ func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
 	r := &run{o: o, layout: catalog.Layout{Server: o.Server}}
 	switch o.Method {
 	case MethodAuto, MethodLocal:
-		return r.local(ctx)
+		src, info, err := r.openLocal(ctx)
+		if errors.Is(err, errNotHere) {
+			return r.takeStream(ctx)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return r.take(ctx, src, info)
 	case MethodStream:
-		return r.stream(ctx)
+		return r.takeStream(ctx)
 	}
 	return nil, fmt.Errorf("unknown --method %q: use local or stream", o.Method)
+}
+
+func (r *run) takeStream(ctx context.Context) (*catalog.Backup, error) {
+	src, info, err := r.openStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.take(ctx, src, info)
 }
 
 // MaxNameLength bounds --name.
@@ -505,18 +520,20 @@ func walRanges(tli uint32, start, end pg.LSN) []WALRange {
 // reports. The check keeps a host that happens to have a data directory at
 // the same path (another cluster) from being backed up instead.
 func readableDataDir(dir, systemID string) (bool, error) {
-	f, err := os.Open(filepath.Join(dir, controlFile))
-	if err != nil {
+	data, _, err := pg.ReadControlFile(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return false, nil
 	}
-	defer f.Close()
-	id, err := controlSystemID(f)
 	if err != nil {
 		return false, err
 	}
-	if id != systemID {
+	c, err := pg.ParseControl(data)
+	if err != nil {
+		return false, err
+	}
+	if c.SystemIdentifier != systemID {
 		return false, fmt.Errorf("%w: the data directory %s on this host belongs to another cluster (system identifier %s, the server's is %s): run gbc-backup on the database host, or use --method stream",
-			ErrRefused, dir, id, systemID)
+			ErrRefused, dir, c.SystemIdentifier, systemID)
 	}
 	return true, nil
 }

@@ -3,7 +3,6 @@ package backup
 import (
 	"archive/tar"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -89,46 +88,70 @@ func (r *run) connect(ctx context.Context) (*pg.Conn, *serverInfo, error) {
 	return conn, si, nil
 }
 
-// local takes the backup from files read on this host, between
-// pg_backup_start and pg_backup_stop on one held session.
-func (r *run) local(ctx context.Context) (*catalog.Backup, error) {
-	conn, si, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	ok, err := readableDataDir(si.dataDir, si.systemID)
-	if err != nil && r.o.Method == MethodLocal {
-		return nil, err
-	}
-	if !ok {
-		if r.o.Method == MethodLocal {
-			return nil, fmt.Errorf("%w: the data directory %s is not readable here: run gbc-backup on the database host as its owner (or root), or use --method stream", ErrRefused, si.dataDir)
-		}
-		r.o.logf("data directory %s is not readable here: taking the backup with --method stream", si.dataDir)
-		conn.Close(ctx)
-		return r.stream(ctx)
-	}
-	rec, err := r.begin(ctx, conn, si, MethodLocal)
-	if err != nil {
-		return nil, err
-	}
-	r.o.logf("backup %s of server %s started (method local, data directory %s)", rec.ID, r.o.Server, si.dataDir)
-	ctx = r.heartbeat(ctx)
-	b, err := r.localCopy(ctx, conn, si)
-	if err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	return b, nil
+// localSource reads the files on this host, between pg_backup_start and
+// pg_backup_stop on one held session.
+type localSource struct {
+	r    *run
+	conn *pg.Conn
+	si   *serverInfo
+	man  *manifestWriter
+	c    *copier
+	res  *copyResult
+	// control is pg_control, read after every other file.
+	control     []byte
+	controlInfo fs.FileInfo
 }
 
-// begin writes the STARTED record of a backup read from this host's disks
-// (local and snapshot methods), after checking the name is free.
-func (r *run) begin(ctx context.Context, conn *pg.Conn, si *serverInfo, method string) (*catalog.Backup, error) {
-	if err := r.checkNameFree(ctx); err != nil {
-		return nil, err
+// openLocal connects and checks that the data directory is readable here.
+// With --method left to choose, a data directory that is not returns
+// errNotHere, for the caller to stream the backup instead.
+func (r *run) openLocal(ctx context.Context) (*localSource, sourceInfo, error) {
+	conn, si, err := r.connect(ctx)
+	if err != nil {
+		return nil, sourceInfo{}, err
 	}
-	rec := r.newRecord(method)
+	ok, err := readableDataDir(si.dataDir, si.systemID)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: the data directory %s is not readable here: run gbc-backup on the database host as its owner (or root), or use --method stream", ErrRefused, si.dataDir)
+		if r.o.Method != MethodLocal {
+			r.o.logf("data directory %s is not readable here: taking the backup with --method stream", si.dataDir)
+			err = errNotHere
+		}
+	}
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, sourceInfo{}, err
+	}
+	src := &localSource{r: r, conn: conn, si: si}
+	return src, sourceInfo{
+		method:  MethodLocal,
+		what:    "method local, data directory " + si.dataDir,
+		parts:   true,
+		segSize: si.segSize,
+		estimate: func(ctx context.Context) int64 {
+			// The databases' sizes.
+			n, _ := conn.DatabaseSize(ctx)
+			return n
+		},
+	}, nil
+}
+
+func (s *localSource) close(ctx context.Context) {
+	if s.man != nil {
+		s.man.Close()
+	}
+	s.conn.Close(ctx)
+}
+
+func (s *localSource) cleanup(context.Context) {}
+
+func (s *localSource) describe(ctx context.Context, rec *catalog.Backup) error {
+	return describeHost(ctx, s.conn, s.si, rec)
+}
+
+// describeHost fills the record of a backup read from this host's disks
+// (local and snapshot methods).
+func describeHost(ctx context.Context, conn *pg.Conn, si *serverInfo, rec *catalog.Backup) error {
 	rec.PGVersion, rec.PGVersionString = si.version, si.versionString
 	rec.SystemIdentifier, rec.WALSegmentSize = si.systemID, si.segSize
 	rec.DataDirectory, rec.FromStandby = si.dataDir, si.inRecovery
@@ -137,16 +160,26 @@ func (r *run) begin(ctx context.Context, conn *pg.Conn, si *serverInfo, method s
 	// keep from now on (see catalog's package documentation).
 	redo, tli, err := conn.Checkpoint(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	setBegin(rec, tli, redo, si.segSize)
 	for _, t := range si.tablespaces {
 		rec.Tablespaces = append(rec.Tablespaces, catalog.Tablespace{OID: strconv.FormatUint(uint64(t.OID), 10), Name: t.Name, Location: t.Location})
 	}
-	if err := r.create(ctx, rec); err != nil {
+	return nil
+}
+
+// startHost runs pg_backup_start on the held session.
+func startHost(ctx context.Context, conn *pg.Conn, label string, fast bool) (*began, error) {
+	start, err := conn.BackupStart(ctx, label, fast)
+	if err != nil {
 		return nil, err
 	}
-	return rec, nil
+	_, tli, err := conn.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &began{tli: tli, lsn: start}, nil
 }
 
 func setBegin(b *catalog.Backup, tli uint32, lsn pg.LSN, segSize int64) {
@@ -155,64 +188,48 @@ func setBegin(b *catalog.Backup, tli uint32, lsn pg.LSN, segSize int64) {
 	b.BeginWAL = pg.SegmentName(tli, lsn.Segment(segSize), segSize)
 }
 
-func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*catalog.Backup, error) {
-	start, err := conn.BackupStart(ctx, r.rec.Label, !r.o.Spread)
+func (s *localSource) start(ctx context.Context, label string) (*began, error) {
+	r := s.r
+	man, err := newManifestWriter(r.o.Codec, r.o.Level, s.si.version, s.si.systemID)
 	if err != nil {
 		return nil, err
 	}
-	_, tli, err := conn.Checkpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.update(ctx, func(b *catalog.Backup) { setBegin(b, tli, start, si.segSize) }); err != nil {
-		return nil, err
-	}
-	r.o.logf("backup started at WAL %s (%s)", start, r.rec.BeginWAL)
+	s.man = man
+	s.c = &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
+	return startHost(ctx, s.conn, label, !r.o.Spread)
+}
 
-	man, err := newManifestWriter(r.o.Codec, r.o.Level, si.version, si.systemID)
-	if err != nil {
-		return nil, err
-	}
-	defer man.Close()
-	var total int64
-	if r.o.Progress != nil {
-		// Only an estimate for the progress line: the databases' sizes.
-		total, _ = conn.DatabaseSize(ctx)
-	}
-	prog := r.startProgress(total)
-	defer prog.stop()
-	p := newPipeline(ctx, r.pipelineConfig(prog.add))
-	fail := func(err error) (*catalog.Backup, error) { return nil, p.stop(err) }
-	c := &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
-	stopWatch := watchSession(p, conn, r.o.sessionCheckEvery)
-	res, err := r.copyFiles(p, c, si)
+func (s *localSource) copy(ctx context.Context, p *pipeline) error {
+	stopWatch := watchSession(p, s.conn, s.r.o.sessionCheckEvery)
+	res, err := s.r.copyFiles(p, s.c, s.si)
 	stopWatch()
 	if err != nil {
-		return fail(err)
+		return err
 	}
-
+	s.res = res
 	// pg_control last, as BASE_BACKUP does, once everything it describes
 	// was read. It is 8 KiB (PG_CONTROL_FILE_SIZE): held in memory until
 	// the backup_label exists, so that all three go in one last part.
-	control, controlInfo, err := readSmallFile(filepath.Join(si.dataDir, controlFile))
-	if err != nil {
-		return fail(err)
-	}
-	prog.stop() // before the next line, which would land inside the progress line
+	s.control, s.controlInfo, err = pg.ReadControlFile(s.si.dataDir)
+	return err
+}
+
+func (s *localSource) stop(ctx context.Context, p *pipeline) (*ended, error) {
+	r := s.r
 	// Every file is read, but the last parts may still be compressing
 	// and uploading: pg_backup_stop need not wait for them, and the line
 	// says so rather than let a slow upload look like a hung stop.
 	r.o.logf("files read; stopping the backup while the last parts upload")
-	stop, err := conn.BackupStop(ctx, r.pgWaitsForArchive())
+	stop, err := s.conn.BackupStop(ctx, r.pgWaitsForArchive())
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	label, err := pg.ParseBackupLabel(stop.BackupLabel)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	tail := p.archive("")
-	tail.n = res.dataParts
+	tail.n = s.res.dataParts
 	now := r.o.now()
 	for _, f := range []struct {
 		name string
@@ -222,55 +239,38 @@ func (r *run) localCopy(ctx context.Context, conn *pg.Conn, si *serverInfo) (*ca
 	}{
 		{labelFile, []byte(stop.BackupLabel), 0o600, now},
 		{spcMapFile, []byte(stop.TablespaceMap), 0o600, now},
-		{controlFile, control, controlInfo.Mode().Perm(), controlInfo.ModTime()},
+		{controlFile, s.control, s.controlInfo.Mode().Perm(), s.controlInfo.ModTime()},
 	} {
 		if f.name == spcMapFile && len(f.data) == 0 {
 			continue
 		}
-		if err := c.writeBytes(tail, f.name, f.name, f.data, f.mode, f.mt); err != nil {
-			return fail(err)
+		if err := s.c.writeBytes(tail, f.name, f.name, f.data, f.mode, f.mt); err != nil {
+			return nil, err
 		}
 	}
 	if err := tail.Close(); err != nil {
-		return fail(err)
-	}
-	parts, err := p.wait()
-	if err != nil {
 		return nil, err
 	}
-	r.o.logf("all %d parts uploaded; storing the manifest", len(parts))
-	endTLI := label.StartTimeline
-	if err := man.Finish(walRanges(endTLI, label.StartLSN, stop.LSN)); err != nil {
-		return nil, err
-	}
-	mkey := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
-	msize, msum, err := man.Upload(ctx, r.o.Store, mkey)
-	if err != nil {
-		return nil, err
-	}
-	endWAL := pg.SegmentName(endTLI, stop.LSN.PrevSegment(si.segSize), si.segSize)
-	if err := r.waitWAL(ctx, endWAL); err != nil {
-		return nil, err
-	}
+	return &ended{
+		startTLI: label.StartTimeline, startLSN: label.StartLSN,
+		endTLI: label.StartTimeline, end: stop.LSN,
+		label: stop.BackupLabel, spcMap: stop.TablespaceMap,
+		files: s.man.Files(), tablespaceBytes: s.res.tablespaceBytes,
+	}, nil
+}
 
-	r.mu.Lock()
-	b := r.rec
-	setBegin(b, label.StartTimeline, label.StartLSN, si.segSize)
-	b.EndLSN, b.EndWAL = stop.LSN.String(), endWAL
-	b.BackupLabel, b.TablespaceMap = stop.BackupLabel, stop.TablespaceMap
-	b.Parts = parts
-	b.ManifestKey, b.ManifestSHA256, b.ManifestStoredSize = mkey, msum, msize
-	b.Files = man.Files()
-	b.DataSize, b.StoredSize = 0, msize
-	for _, pt := range parts {
-		b.DataSize += pt.Size
-		b.StoredSize += pt.StoredSize
+func (s *localSource) manifest(ctx context.Context, e *ended) (*storedManifest, error) {
+	r := s.r
+	r.o.logf("all %d parts uploaded; storing the manifest", e.parts)
+	if err := s.man.Finish(walRanges(e.endTLI, e.startLSN, e.end)); err != nil {
+		return nil, err
 	}
-	for i := range b.Tablespaces {
-		b.Tablespaces[i].Size = res.tablespaceBytes[b.Tablespaces[i].OID]
+	key := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
+	size, sum, err := s.man.Upload(ctx, r.o.Store, key)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Unlock()
-	return r.done(ctx)
+	return &storedManifest{key: key, sha256: sum, size: size}, nil
 }
 
 // watchSession checks, while files are copied, that the session holding
@@ -460,37 +460,4 @@ func (c *copier) writeBytes(a *archiveWriter, name, manName string, data []byte,
 	}
 	c.man.AddFile(manName, int64(len(data)), mtime, crc32.Checksum(data, castagnoli))
 	return nil
-}
-
-// readSmallFile reads pg_control, refusing anything bigger than a control
-// file can be.
-func readSmallFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	const limit = 64 << 10
-	if info.Size() > limit {
-		return nil, nil, fmt.Errorf("%s is %d bytes: not a control file", path, info.Size())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return data, info, nil
-}
-
-// controlSystemID reads the system identifier from a pg_control file: its
-// first field, a uint64 in the machine's (little-endian) order.
-func controlSystemID(r io.Reader) (string, error) {
-	var b [8]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("read pg_control: %w", err)
-	}
-	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:]), 10), nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -154,17 +153,5 @@ func TestCheckName(t *testing.T) {
 		if err := CheckName(name); (err == nil) != ok {
 			t.Errorf("CheckName(%q) = %v", name, err)
 		}
-	}
-}
-
-func TestControlSystemID(t *testing.T) {
-	b := make([]byte, 16)
-	binary.LittleEndian.PutUint64(b, 7712363937220531705)
-	id, err := controlSystemID(bytes.NewReader(b))
-	if err != nil || id != "7712363937220531705" {
-		t.Errorf("controlSystemID = %s, %v", id, err)
-	}
-	if _, err := controlSystemID(bytes.NewReader(b[:3])); err == nil {
-		t.Error("a short pg_control was accepted")
 	}
 }

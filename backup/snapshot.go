@@ -106,33 +106,42 @@ func RunSnapshot(ctx context.Context, o Options, so SnapshotOptions) (*catalog.B
 	if target, err := os.Readlink(filepath.Join(si.dataDir, "pg_wal")); err == nil {
 		r.o.warnf("pg_wal is a link to %s: unless that is on a snapshotted disk, create it (empty, owned by PostgreSQL's user) on the recovery instance before starting PostgreSQL", target)
 	}
-	rec, err := r.begin(ctx, conn, si, MethodSnapshot)
-	if err != nil {
-		return nil, err
-	}
-	r.o.logf("backup %s of server %s started (method snapshot, %s instance %s)", rec.ID, r.o.Server, so.Provider.Name(), so.Instance)
-	ctx = r.heartbeat(ctx)
-	b, err := r.snapshotCopy(ctx, conn, si, so, targets)
-	if err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	return b, nil
+	src := &snapshotSource{r: r, conn: conn, si: si, so: so, targets: targets}
+	return r.take(ctx, src, sourceInfo{
+		method:  MethodSnapshot,
+		what:    fmt.Sprintf("method snapshot, %s instance %s", so.Provider.Name(), so.Instance),
+		segSize: si.segSize,
+	})
 }
 
-func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, so SnapshotOptions, targets []snapshot.Target) (b *catalog.Backup, err error) {
-	start, err := conn.BackupStart(ctx, r.rec.Label, !r.o.Spread)
-	if err != nil {
-		return nil, err
-	}
-	_, tli, err := conn.Checkpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.update(ctx, func(b *catalog.Backup) { setBegin(b, tli, start, si.segSize) }); err != nil {
-		return nil, err
-	}
-	r.o.logf("backup started at WAL %s (%s); snapshotting %d disks", start, r.rec.BeginWAL, len(targets))
+// snapshotSource snapshots this host's disks between pg_backup_start and
+// pg_backup_stop; it stores no parts.
+type snapshotSource struct {
+	r       *run
+	conn    *pg.Conn
+	si      *serverInfo
+	so      SnapshotOptions
+	targets []snapshot.Target
+	snaps   []catalog.Snapshot
+}
 
+func (s *snapshotSource) close(context.Context) {} // RunSnapshot closes the session
+
+func (s *snapshotSource) describe(ctx context.Context, rec *catalog.Backup) error {
+	return describeHost(ctx, s.conn, s.si, rec)
+}
+
+func (s *snapshotSource) start(ctx context.Context, label string) (*began, error) {
+	bg, err := startHost(ctx, s.conn, label, !s.r.o.Spread)
+	if err != nil {
+		return nil, err
+	}
+	bg.note = fmt.Sprintf("; snapshotting %d disks", len(s.targets))
+	return bg, nil
+}
+
+func (s *snapshotSource) copy(ctx context.Context, _ *pipeline) error {
+	r, so := s.r, s.so
 	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if so.Timeout > 0 {
 		tctx, cancel = context.WithTimeout(ctx, so.Timeout)
@@ -146,7 +155,7 @@ func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, s
 	// console, and orphans whose record was lost.
 	tags["gbc-server"], tags["gbc-backup-id"] = server, id
 	began := time.Now()
-	snaps, err := snapshot.Take(tctx, so.Provider, targets, func(t snapshot.Target) snapshot.Options {
+	snaps, err := snapshot.Take(tctx, so.Provider, s.targets, func(t snapshot.Target) snapshot.Options {
 		return snapshot.Options{
 			Name:        snapshot.SnapshotName(server, id, t.Disk.Name),
 			Description: fmt.Sprintf("gbc backup %s of server %s, disk %s mounted at %s", id, server, t.Disk.Name, t.Mount.MountPoint),
@@ -158,21 +167,20 @@ func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, s
 	if len(snaps) > 0 {
 		// Recorded at once: if gbc dies from here on, the STARTED record
 		// still names the snapshots that gbc-backup-delete must remove.
+		s.snaps = snaps
 		if uerr := r.update(ctx, func(b *catalog.Backup) { b.Snapshots = snaps }); uerr != nil {
 			r.o.warnf("record the snapshots of backup %s: %v", id, uerr)
 		}
-		defer func() {
-			if err != nil {
-				r.deleteSnapshots(ctx, so.Provider, snaps)
-			}
-		}()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.o.logf("%d snapshots complete in %s; stopping the backup (waits until its last WAL segment is archived)", len(snaps), time.Since(began).Round(time.Second))
+	return nil
+}
 
-	stop, err := conn.BackupStop(ctx, true)
+func (s *snapshotSource) stop(ctx context.Context, _ *pipeline) (*ended, error) {
+	stop, err := s.conn.BackupStop(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -180,23 +188,28 @@ func (r *run) snapshotCopy(ctx context.Context, conn *pg.Conn, si *serverInfo, s
 	if err != nil {
 		return nil, err
 	}
-	endWAL := pg.SegmentName(label.StartTimeline, stop.LSN.PrevSegment(si.segSize), si.segSize)
-	if err := r.waitWAL(ctx, endWAL); err != nil {
-		return nil, err
-	}
-	size, err := conn.DatabaseSize(ctx)
+	size, err := s.conn.DatabaseSize(ctx)
 	if err != nil {
-		r.o.warnf("database size for the record: %v", err)
+		s.r.o.warnf("database size for the record: %v", err)
 	}
-	r.mu.Lock()
-	b = r.rec
-	setBegin(b, label.StartTimeline, label.StartLSN, si.segSize)
-	b.EndLSN, b.EndWAL = stop.LSN.String(), endWAL
-	b.BackupLabel, b.TablespaceMap = stop.BackupLabel, stop.TablespaceMap
-	b.Snapshots = snaps
-	b.DataSize = size
-	r.mu.Unlock()
-	return r.done(ctx)
+	snaps := s.snaps
+	return &ended{
+		startTLI: label.StartTimeline, startLSN: label.StartLSN,
+		endTLI: label.StartTimeline, end: stop.LSN,
+		label: stop.BackupLabel, spcMap: stop.TablespaceMap,
+		apply: func(b *catalog.Backup) { b.Snapshots, b.DataSize = snaps, size },
+	}, nil
+}
+
+func (s *snapshotSource) manifest(context.Context, *ended) (*storedManifest, error) { return nil, nil }
+
+// cleanup removes the snapshots of a failed backup: without the
+// backup_label of a completed backup they cannot be recovered, and they
+// cost money.
+func (s *snapshotSource) cleanup(ctx context.Context) {
+	if len(s.snaps) > 0 {
+		s.r.deleteSnapshots(ctx, s.so.Provider, s.snaps)
+	}
 }
 
 // deleteSnapshots removes the snapshots of a failed backup: without the

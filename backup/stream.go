@@ -15,63 +15,77 @@ import (
 	"github.com/gbc-backup/gbc/pg"
 )
 
-// stream takes the backup over the replication protocol (BASE_BACKUP): the
-// server reads its files and sends one tar stream per tablespace, which gbc
-// re-cuts into parts through the same pipeline as a local backup, and its
-// own backup_manifest, which gbc stores as it is.
-func (r *run) stream(ctx context.Context) (*catalog.Backup, error) {
+// streamSource takes the backup over the replication protocol
+// (BASE_BACKUP): the server reads its files and sends one tar stream per
+// tablespace, which gbc re-cuts into parts through the same pipeline as a
+// local backup, and its own backup_manifest, which gbc stores as it is.
+type streamSource struct {
+	r          *run
+	rc         *pg.ReplConn
+	sys        pg.SystemInfo
+	segSize    int64
+	inRecovery bool
+	bs         *pg.BaseBackupStream
+
+	label, spcMap bytes.Buffer
+	files         int64
+	tsBytes       map[string]int64
+	man           *storedManifest
+	gotBase       bool
+}
+
+// openStream connects for replication and checks that the server archives.
+func (r *run) openStream(ctx context.Context) (*streamSource, sourceInfo, error) {
 	rc, err := pg.ConnectReplication(ctx, r.o.ConnString, appName)
 	if err != nil {
-		return nil, err
+		return nil, sourceInfo{}, err
 	}
-	defer rc.Close(context.WithoutCancel(ctx))
-	sys, err := rc.IdentifySystem(ctx)
+	s := &streamSource{r: r, rc: rc, tsBytes: map[string]int64{}}
+	if err := s.inspect(ctx); err != nil {
+		rc.Close(context.WithoutCancel(ctx))
+		return nil, sourceInfo{}, err
+	}
+	return s, sourceInfo{method: MethodStream, what: "method stream", parts: true, segSize: s.segSize}, nil
+}
+
+func (s *streamSource) inspect(ctx context.Context) error {
+	var err error
+	if s.sys, err = s.rc.IdentifySystem(ctx); err != nil {
+		return err
+	}
+	if s.segSize, err = s.rc.WALSegmentSize(ctx); err != nil {
+		return err
+	}
+	if v, err := s.rc.Show(ctx, "in_hot_standby"); err == nil {
+		s.inRecovery = v == "on"
+	}
+	mode, err := s.rc.Show(ctx, "archive_mode")
 	if err != nil {
-		return nil, err
-	}
-	segSize, err := rc.WALSegmentSize(ctx)
-	if err != nil {
-		return nil, err
-	}
-	inRecovery := false
-	if s, err := rc.Show(ctx, "in_hot_standby"); err == nil {
-		inRecovery = s == "on"
-	}
-	mode, err := rc.Show(ctx, "archive_mode")
-	if err != nil {
-		return nil, err
+		return err
 	}
 	// archive_command may be hidden from a replication-only role: then
 	// only archive_mode is checked.
-	command, cerr := rc.Show(ctx, "archive_command")
-	library, lerr := rc.Show(ctx, "archive_library")
+	command, cerr := s.rc.Show(ctx, "archive_command")
+	library, lerr := s.rc.Show(ctx, "archive_library")
 	if cerr != nil || lerr != nil {
 		command, library = "(unknown)", ""
 	}
-	if err := checkArchiving(mode, command, library, inRecovery, r.o.warnf); err != nil {
-		return nil, err
-	}
-	if err := r.checkNameFree(ctx); err != nil {
-		return nil, err
-	}
-	rec := r.newRecord(MethodStream)
-	rec.PGVersion, rec.PGVersionString = rc.Version(), rc.VersionString()
-	rec.SystemIdentifier, rec.WALSegmentSize, rec.FromStandby = sys.SystemIdentifier, segSize, inRecovery
+	return checkArchiving(mode, command, library, s.inRecovery, s.r.o.warnf)
+}
+
+func (s *streamSource) close(ctx context.Context)                                 { s.rc.Close(ctx) }
+func (s *streamSource) cleanup(context.Context)                                   {}
+func (s *streamSource) manifest(context.Context, *ended) (*storedManifest, error) { return s.man, nil }
+
+func (s *streamSource) describe(ctx context.Context, rec *catalog.Backup) error {
+	rec.PGVersion, rec.PGVersionString = s.rc.Version(), s.rc.VersionString()
+	rec.SystemIdentifier, rec.WALSegmentSize, rec.FromStandby = s.sys.SystemIdentifier, s.segSize, s.inRecovery
 	// The server's WAL position now bounds the backup's start from below
 	// on a primary (its checkpoint comes later); see catalog's package
 	// documentation for what retention makes of it.
-	setBegin(rec, sys.Timeline, sys.XLogPos, segSize)
-	rec.DataDirectory, rec.Tablespaces = r.sqlDetails(ctx)
-	if err := r.create(ctx, rec); err != nil {
-		return nil, err
-	}
-	r.o.logf("backup %s of server %s started (method stream)", rec.ID, r.o.Server)
-	ctx = r.heartbeat(ctx)
-	b, err := r.streamCopy(ctx, rc, segSize)
-	if err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	return b, nil
+	setBegin(rec, s.sys.Timeline, s.sys.XLogPos, s.segSize)
+	rec.DataDirectory, rec.Tablespaces = s.r.sqlDetails(ctx)
+	return nil
 }
 
 // sqlDetails reads what the replication protocol does not tell (the data
@@ -101,109 +115,80 @@ func (r *run) sqlDetails(ctx context.Context) (string, []catalog.Tablespace) {
 // stream for the record; both are a few hundred bytes.
 const maxSmallFile = 1 << 20
 
-func (r *run) streamCopy(ctx context.Context, rc *pg.ReplConn, segSize int64) (*catalog.Backup, error) {
-	bs, err := rc.BaseBackup(ctx, pg.BaseBackupOptions{
-		Label: r.rec.Label, Fast: !r.o.Spread, Manifest: true, TablespaceMap: true, NoWait: !r.pgWaitsForArchive(),
+func (s *streamSource) start(ctx context.Context, label string) (*began, error) {
+	bs, err := s.rc.BaseBackup(ctx, pg.BaseBackupOptions{
+		Label: label, Fast: !s.r.o.Spread, Manifest: true, TablespaceMap: true, NoWait: !s.r.pgWaitsForArchive(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := r.update(ctx, func(b *catalog.Backup) {
-		setBegin(b, bs.Timeline, bs.StartLSN, segSize)
+	s.bs = bs
+	return &began{tli: bs.Timeline, lsn: bs.StartLSN, apply: func(b *catalog.Backup) {
 		b.Tablespaces = mergeTablespaces(b.Tablespaces, bs.Tablespaces)
-	}); err != nil {
-		return nil, err
-	}
-	r.o.logf("backup started at WAL %s (%s)", bs.StartLSN, r.rec.BeginWAL)
+	}}, nil
+}
 
-	prog := r.startProgress(0)
-	defer prog.stop()
-	p := newPipeline(ctx, r.pipelineConfig(prog.add))
-	fail := func(err error) (*catalog.Backup, error) { return nil, p.stop(err) }
-	var (
-		label, spcMap     bytes.Buffer
-		files             int64
-		tsBytes           = map[string]int64{}
-		mkey, msum        string
-		msize             int64
-		gotManifest, gotB bool
-	)
+func (s *streamSource) copy(ctx context.Context, p *pipeline) error {
+	r, bs := s.r, s.bs
 	buf := make([]byte, 1<<20)
 	for {
 		sec, err := bs.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if sec.Kind == pg.SectionManifest {
-			mkey = r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
-			if msize, msum, err = storeSpooled(p.ctx, r.o.Store, mkey, bs, r.o.Codec, r.o.Level); err != nil {
-				return fail(fmt.Errorf("backup_manifest: %w", err))
+			key := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
+			size, sum, err := storeSpooled(p.ctx, r.o.Store, key, bs, r.o.Codec, r.o.Level)
+			if err != nil {
+				return fmt.Errorf("backup_manifest: %w", err)
 			}
-			gotManifest = true
+			s.man = &storedManifest{key: key, sha256: sum, size: size}
 			continue
 		}
 		ts, err := archiveTablespace(sec.Name)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		gotB = gotB || ts == ""
+		s.gotBase = s.gotBase || ts == ""
 		a := p.archive(ts)
 		var small map[string]*bytes.Buffer
 		if ts == "" {
-			small = map[string]*bytes.Buffer{labelFile: &label, spcMapFile: &spcMap}
+			small = map[string]*bytes.Buffer{labelFile: &s.label, spcMapFile: &s.spcMap}
 		}
 		if err := retar(a, bs, buf, small, r.o.warnf); err != nil {
-			return fail(fmt.Errorf("archive %s: %w", sec.Name, err))
+			return fmt.Errorf("archive %s: %w", sec.Name, err)
 		}
 		if err := a.Close(); err != nil {
-			return fail(err)
+			return err
 		}
-		files += a.Files
+		s.files += a.Files
 		if ts != "" {
-			tsBytes[ts] = a.Bytes
+			s.tsBytes[ts] = a.Bytes
 		}
 	}
-	prog.stop()
-	end, endTLI, err := bs.Finish()
+}
+
+func (s *streamSource) stop(context.Context, *pipeline) (*ended, error) {
+	end, endTLI, err := s.bs.Finish()
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	switch {
-	case !gotB:
-		return fail(errors.New("BASE_BACKUP sent no archive of the data directory"))
-	case !gotManifest:
-		return fail(errors.New("BASE_BACKUP sent no backup_manifest"))
-	case label.Len() == 0:
-		return fail(errors.New("BASE_BACKUP's archive has no backup_label"))
+	case !s.gotBase:
+		return nil, errors.New("BASE_BACKUP sent no archive of the data directory")
+	case s.man == nil:
+		return nil, errors.New("BASE_BACKUP sent no backup_manifest")
+	case s.label.Len() == 0:
+		return nil, errors.New("BASE_BACKUP's archive has no backup_label")
 	}
-	parts, err := p.wait()
-	if err != nil {
-		return nil, err
-	}
-	endWAL := pg.SegmentName(endTLI, end.PrevSegment(segSize), segSize)
-	if err := r.waitWAL(ctx, endWAL); err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	b := r.rec
-	b.EndLSN, b.EndWAL = end.String(), endWAL
-	b.BackupLabel, b.TablespaceMap = label.String(), spcMap.String()
-	b.Parts = parts
-	b.ManifestKey, b.ManifestSHA256, b.ManifestStoredSize = mkey, msum, msize
-	b.Files = files
-	b.DataSize, b.StoredSize = 0, msize
-	for _, pt := range parts {
-		b.DataSize += pt.Size
-		b.StoredSize += pt.StoredSize
-	}
-	for i := range b.Tablespaces {
-		b.Tablespaces[i].Size = tsBytes[b.Tablespaces[i].OID]
-	}
-	r.mu.Unlock()
-	return r.done(ctx)
+	return &ended{
+		endTLI: endTLI, end: end,
+		label: s.label.String(), spcMap: s.spcMap.String(),
+		files: s.files, tablespaceBytes: s.tsBytes,
+	}, nil
 }
 
 // archiveTablespace maps a BASE_BACKUP archive name to the tablespace it

@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -159,5 +160,28 @@ func TestConnStringErrorHidesPassword(t *testing.T) {
 	cfg, _ = ParseConnString("application_name=mine", "gbc-backup")
 	if cfg.RuntimeParams["application_name"] != "mine" {
 		t.Errorf("application_name overridden: %v", cfg.RuntimeParams)
+	}
+}
+
+func TestParseControl(t *testing.T) {
+	b := make([]byte, 8192)
+	binary.LittleEndian.PutUint64(b[0:], 7441000000000000001)
+	binary.LittleEndian.PutUint32(b[8:], 1300)
+	binary.LittleEndian.PutUint32(b[12:], 202209061)
+	binary.LittleEndian.PutUint32(b[16:], 6)
+	binary.LittleEndian.PutUint64(b[32:], 0x3000060)
+	binary.LittleEndian.PutUint64(b[40:], 0x3000028)
+	binary.LittleEndian.PutUint32(b[48:], 2)
+	c, err := ParseControl(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ControlData{SystemIdentifier: "7441000000000000001", ControlVersion: 1300, CatalogVersion: 202209061, State: 6,
+		Checkpoint: 0x3000060, Redo: 0x3000028, Timeline: 2}
+	if *c != want {
+		t.Fatalf("ParseControl = %+v, want %+v", *c, want)
+	}
+	if _, err := ParseControl(b[:40]); err == nil {
+		t.Fatal("a 40-byte pg_control was accepted")
 	}
 }
