@@ -44,6 +44,12 @@ type Options struct {
 	Name string
 	Tags map[string]string
 
+	// Type is catalog.TypeFull (or empty), TypeIncr or TypeDiff.
+	Type string
+	// Parent, for an incr or diff backup, names its parent (an id or a
+	// name); empty chooses it (see chooseParent).
+	Parent string
+
 	Codec compress.Codec
 	Level int
 	Jobs  int
@@ -93,6 +99,12 @@ type run struct {
 
 	mu  sync.Mutex // guards rec between the backup and the heartbeat
 	rec *catalog.Backup
+
+	// parent is an incremental backup's parent; blocks keeps the block
+	// map being written, in bmapFile.
+	parent   *parentBackup
+	blocks   *blockSender
+	bmapFile *os.File
 
 	// stopBeat stops the heartbeat and waits for it; lastBeat (the last
 	// successful refresh) and lost (why the heartbeat gave up) are
@@ -146,6 +158,15 @@ func Run(ctx context.Context, o Options) (*catalog.Backup, error) {
 	}
 	if err := CheckName(o.Name); err != nil {
 		return nil, err
+	}
+	switch o.Type {
+	case "", catalog.TypeFull:
+		if o.Parent != "" {
+			return nil, fmt.Errorf("--parent %s needs --type incr or --type diff", o.Parent)
+		}
+	case catalog.TypeIncr, catalog.TypeDiff:
+	default:
+		return nil, fmt.Errorf("unknown --type %q: use full, incr or diff", o.Type)
 	}
 	r := &run{o: o, layout: catalog.Layout{Server: o.Server}}
 	switch o.Method {
@@ -264,6 +285,7 @@ func (r *run) newRecord(method string) *catalog.Backup {
 		Compression:      r.o.Codec.Name(),
 		CompressionLevel: r.o.Level,
 		Tags:             r.o.Tags,
+		Type:             catalog.TypeFull,
 		Host:             host,
 		GBCVersion:       r.o.GBCVersion,
 		Parts:            []catalog.Part{},

@@ -52,6 +52,9 @@ type sourceInfo struct {
 	what string
 	// parts tells whether the source stores parts through a pipeline.
 	parts bool
+	// blocks tells whether the source keeps a block map, and so can take
+	// block-level incremental backups.
+	blocks bool
 	// segSize is the server's WAL segment size.
 	segSize int64
 	// estimate, when set, gives the progress line its total.
@@ -101,6 +104,10 @@ func (r *run) take(ctx context.Context, src source, info sourceInfo) (*catalog.B
 	if err := src.describe(ctx, rec); err != nil {
 		return nil, err
 	}
+	if err := r.prepareBlocks(ctx, rec, info); err != nil {
+		return nil, err
+	}
+	defer r.closeBlocks()
 	if err := r.create(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -170,6 +177,10 @@ func (r *run) flow(ctx context.Context, src source, info sourceInfo) (*catalog.B
 	if err != nil {
 		return nil, err
 	}
+	bmap, err := r.storeBlockMap(ctx)
+	if err != nil {
+		return nil, err
+	}
 	endWAL := pg.SegmentName(e.endTLI, e.end.PrevSegment(info.segSize), info.segSize)
 	if err := r.waitWAL(ctx, endWAL); err != nil {
 		return nil, err
@@ -197,6 +208,10 @@ func (r *run) flow(ctx context.Context, src source, info sourceInfo) (*catalog.B
 	if man != nil {
 		b.ManifestKey, b.ManifestSHA256, b.ManifestStoredSize = man.key, man.sha256, man.size
 		b.StoredSize += man.size
+	}
+	if bmap != nil {
+		b.BlockMap = bmap
+		b.StoredSize += bmap.StoredSize
 	}
 	if e.apply != nil {
 		e.apply(b)

@@ -3,7 +3,6 @@ package backup
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +21,7 @@ type recordOutage struct {
 	puts atomic.Int64
 }
 
-func (s *recordOutage) Put(ctx context.Context, key string, r io.Reader, opts cloud.PutOptions) error {
+func (s *recordOutage) Put(ctx context.Context, key string, r cloud.Body, opts cloud.PutOptions) error {
 	if strings.HasSuffix(key, "/backup.json") {
 		s.puts.Add(1)
 		if s.down.Load() {

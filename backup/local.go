@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -127,6 +126,7 @@ func (r *run) openLocal(ctx context.Context) (*localSource, sourceInfo, error) {
 		method:  MethodLocal,
 		what:    "method local, data directory " + si.dataDir,
 		parts:   true,
+		blocks:  true,
 		segSize: si.segSize,
 		estimate: func(ctx context.Context) int64 {
 			// The databases' sizes.
@@ -195,7 +195,7 @@ func (s *localSource) start(ctx context.Context, label string) (*began, error) {
 		return nil, err
 	}
 	s.man = man
-	s.c = &copier{buf: make([]byte, 1<<20), man: man, warnf: r.o.warnf}
+	s.c = &copier{buf: make([]byte, 1<<20), man: man, blocks: r.blocks, warnf: r.o.warnf}
 	return startHost(ctx, s.conn, label, !r.o.Spread)
 }
 
@@ -356,10 +356,12 @@ func tablespaceDir(si *serverInfo, t pg.Tablespace) string {
 
 // copier copies files into archives and lists them in the manifest.
 type copier struct {
-	buf   []byte
-	zero  []byte
-	man   *manifestWriter
-	warnf func(string, ...any)
+	buf []byte
+	man *manifestWriter
+	// blocks, when set, keeps the block map, and with a parent stores
+	// relation files as their changed blocks.
+	blocks *blockSender
+	warnf  func(string, ...any)
 }
 
 // send writes one walk entry. manPrefix turns a tablespace archive's path
@@ -405,46 +407,12 @@ func (c *copier) sendFile(a *archiveWriter, path, name, manName string) error {
 		c.warnf("skipping special file %q", path)
 		return nil
 	}
-	size := info.Size()
-	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()}
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: info.Size(), Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()}
 	setOwner(h, info)
-	if err := a.WriteHeader(h); err != nil {
-		return err
+	if c.blocks != nil && c.blocks.parent != nil && h.Size%pg.BlockSize == 0 && relationPath(manName) {
+		return c.sendRelation(a, f, h, manName, info.ModTime())
 	}
-	var crc uint32
-	var done int64
-	for done < size {
-		n, rerr := f.Read(c.buf[:min(int64(len(c.buf)), size-done)])
-		if n > 0 {
-			crc = crc32.Update(crc, castagnoli, c.buf[:n])
-			if _, err := a.Write(c.buf[:n]); err != nil {
-				return err
-			}
-			done += int64(n)
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("read %s: %w", path, rerr)
-		}
-	}
-	if done < size {
-		// Truncated while read: pad to the size in the header.
-		if c.zero == nil {
-			c.zero = make([]byte, len(c.buf))
-		}
-		for done < size {
-			n := min(int64(len(c.zero)), size-done)
-			crc = crc32.Update(crc, castagnoli, c.zero[:n])
-			if _, err := a.Write(c.zero[:n]); err != nil {
-				return err
-			}
-			done += n
-		}
-	}
-	c.man.AddFile(manName, size, info.ModTime(), crc)
-	return nil
+	return c.sendWhole(a, f, h, manName, info.ModTime())
 }
 
 // writeBytes writes a file whose content is in memory (backup_label,

@@ -216,7 +216,7 @@ func storeSpooled(ctx context.Context, s cloud.Store, key string, r io.Reader, c
 	if err := zw.Close(); err != nil {
 		return 0, "", err
 	}
-	if err := s.Put(ctx, key, io.NewSectionReader(f, 0, hw.n), cloud.PutOptions{SizeHint: hw.n}); err != nil {
+	if err := s.Put(ctx, key, cloud.SectionBody(f, 0, hw.n), cloud.PutOptions{}); err != nil {
 		return 0, "", fmt.Errorf("upload %s: %w", key, err)
 	}
 	return hw.n, hex.EncodeToString(hw.h.Sum(nil)), nil

@@ -374,7 +374,10 @@ func (a *archiveWriter) openPart(firstEntry int64) error {
 	hint := max(p.cfg.MaxPartSize, firstEntry+4*blockSize)
 	p.g.Go(func() error {
 		defer func() { <-p.slots }()
-		err := p.cfg.Store.Put(p.ctx, s.part.Key, pr, cloud.PutOptions{SizeHint: hint + hint/16})
+		// A part is never in memory whole (its chunks go back to the
+		// pool as they are sent), so it cannot be sent twice: a failure
+		// that the SDK's per-request retries do not mend fails the backup.
+		err := p.cfg.Store.Put(p.ctx, s.part.Key, cloud.OneShotBody(pr), cloud.PutOptions{SizeHint: hint + hint/16})
 		// Unblock the drain if the store stopped reading early.
 		pr.CloseWithError(errors.New("upload ended"))
 		r := <-drained

@@ -19,7 +19,7 @@ type failPuts struct {
 	fail func(key string) error
 }
 
-func (f failPuts) Put(ctx context.Context, key string, r io.Reader, opts cloud.PutOptions) error {
+func (f failPuts) Put(ctx context.Context, key string, r cloud.Body, opts cloud.PutOptions) error {
 	if err := f.fail(key); err != nil {
 		_, _ = io.CopyN(io.Discard, r, 1<<20)
 		return err
@@ -31,7 +31,7 @@ func (f failPuts) Put(ctx context.Context, key string, r io.Reader, opts cloud.P
 // throughput measurements that must not hold a database in memory.
 type discardPuts struct{ cloud.Store }
 
-func (discardPuts) Put(ctx context.Context, _ string, r io.Reader, _ cloud.PutOptions) error {
+func (discardPuts) Put(ctx context.Context, _ string, r cloud.Body, _ cloud.PutOptions) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ func TestSmoke(t *testing.T) {
 		"wal-archive":         {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
 		"wal-archive-backlog": {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
 		"wal-archive-call":    {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},
+		"wal-cost":            {"gbc"},
 		"backup":              {"gbc", "barman-cloud", "pgbackrest"},
 		"restore":             {"gbc", "barman-cloud", "pgbackrest"},
 		"wal-replay":          {"gbc", "barman-cloud", "pgbackrest", "pgbackrest-async"},

@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"maps"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // env is one run's world: its directory, the user that runs PostgreSQL and
@@ -22,11 +21,9 @@ import (
 // end.
 type env struct {
 	log    *logger
-	dir    string // the run's working directory, readable by the PostgreSQL user
-	cred   *syscall.Credential
-	uid    int
-	gid    int
-	pgBin  string // PostgreSQL's bindir (pg_config --bindir)
+	dir    string      // the run's working directory, readable by the PostgreSQL user
+	user   *pgrun.User // runs PostgreSQL and the tools
+	pg     *pgrun.Install
 	gbcBin string // directory holding the copy of gbc and its gbc-* links
 	s3     *s3Server
 
@@ -36,7 +33,7 @@ type env struct {
 
 	mu       sync.Mutex
 	clusters map[*cluster]struct{} // started and not yet stopped
-	bgs      []*background
+	bgs      []*pgrun.Process      // background servers (MinIO)
 }
 
 // logger writes progress lines with the time since the start of the run.
@@ -63,30 +60,17 @@ func (l *logger) debugf(format string, args ...any) {
 // directory holding the gbc build ("" = look gbc up in PATH); it is needed
 // only when gbc is benchmarked.
 func newEnv(o Options, log *logger, needGBC bool) (*env, error) {
-	e := &env{log: log, uid: os.Getuid(), gid: os.Getgid(), clusters: map[*cluster]struct{}{}}
-	pgConfig, err := exec.LookPath("pg_config")
-	if err != nil {
-		return nil, errors.New("bench: pg_config is not in PATH: install PostgreSQL 15 (postgresql-15, postgresql-contrib)")
+	e := &env{log: log, clusters: map[*cluster]struct{}{}}
+	var err error
+	if e.pg, err = pgrun.Find(o.PGBinDir); err != nil {
+		return nil, fmt.Errorf("bench: %w (PostgreSQL 15: postgresql-15, postgresql-contrib)", err)
 	}
-	out, err := exec.Command(pgConfig, "--bindir").Output()
-	if err != nil {
-		return nil, fmt.Errorf("bench: pg_config --bindir: %w", err)
+	if err := e.pg.Require("initdb", "postgres", "psql", "pgbench"); err != nil {
+		return nil, fmt.Errorf("bench: %w: install postgresql-15 and postgresql-contrib", err)
 	}
-	e.pgBin = strings.TrimSpace(string(out))
-	for _, b := range []string{"initdb", "pg_ctl", "postgres", "psql", "pgbench"} {
-		if _, err := os.Stat(filepath.Join(e.pgBin, b)); err != nil {
-			return nil, fmt.Errorf("bench: %s is not in %s: install postgresql-15 and postgresql-contrib", b, e.pgBin)
-		}
-	}
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root.
-		u, err := user.Lookup(o.pgUser())
-		if err != nil {
-			return nil, fmt.Errorf("bench: running as root, PostgreSQL needs an unprivileged user: %w", err)
-		}
-		e.uid, _ = strconv.Atoi(u.Uid)
-		e.gid, _ = strconv.Atoi(u.Gid)
-		e.cred = &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid), NoSetGroups: true}
+	// PostgreSQL refuses to run as root.
+	if e.user, err = pgrun.ServerUser(o.pgUser()); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	parent := o.WorkDir
 	if parent == "" {
@@ -120,7 +104,7 @@ func newEnv(o Options, log *logger, needGBC bool) (*env, error) {
 			return nil, err
 		}
 	}
-	path := e.gbcBin + string(os.PathListSeparator) + e.pgBin + string(os.PathListSeparator) + os.Getenv("PATH")
+	path := e.gbcBin + string(os.PathListSeparator) + e.pg.BinDir + string(os.PathListSeparator) + os.Getenv("PATH")
 	e.procEnv = []string{
 		"PATH=" + path,
 		"HOME=" + home,
@@ -148,10 +132,7 @@ func (e *env) mkdir0700(dir string) error {
 }
 
 func (e *env) chown(path string) error {
-	if e.cred == nil {
-		return nil
-	}
-	if err := os.Chown(path, e.uid, e.gid); err != nil {
+	if err := e.user.Chown(path); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
@@ -177,22 +158,16 @@ func (e *env) removeAll(dir string) {
 // directory.
 func (e *env) close(keep bool) {
 	e.mu.Lock()
-	cs := make([]*cluster, 0, len(e.clusters))
-	for c := range e.clusters {
-		cs = append(cs, c)
-	}
-	bgs := e.bgs
-	e.bgs = nil
+	cs := slices.Collect(maps.Keys(e.clusters))
+	bgs := slices.Clone(e.bgs)
 	e.mu.Unlock()
 	for _, c := range cs {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := c.stop(ctx, "immediate"); err != nil {
+		if err := c.stop(context.Background(), "immediate"); err != nil {
 			e.log.printf("warning: %v", err)
 		}
-		cancel()
 	}
 	for i := len(bgs) - 1; i >= 0; i-- {
-		bgs[i].stop(10 * time.Second)
+		bgs[i].Terminate(10 * time.Second)
 	}
 	if keep {
 		e.log.printf("kept %s", e.dir)
@@ -202,46 +177,10 @@ func (e *env) close(keep bool) {
 }
 
 // track remembers a background server so that close stops it.
-func (e *env) track(b *background) {
+func (e *env) track(b *pgrun.Process) {
 	e.mu.Lock()
 	e.bgs = append(e.bgs, b)
 	e.mu.Unlock()
-}
-
-// copyGBC copies the multi-call gbc binary into dst and recreates its gbc-*
-// links: the checkout may sit under a home directory the PostgreSQL user
-// cannot enter, and a concurrent `make build` must not swap the binary in
-// the middle of a run.
-func copyGBC(srcDir, dst string) error {
-	src := ""
-	if srcDir != "" {
-		src = filepath.Join(srcDir, "gbc")
-	} else if p, err := exec.LookPath("gbc"); err == nil {
-		src = p
-	}
-	if src == "" {
-		return errors.New("bench: gbc is not in PATH: run `make build` and put ./bin in PATH (make bench does)")
-	}
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("bench: no gbc binary: run `make build`: %w", err)
-	}
-	to := filepath.Join(dst, "gbc")
-	if err := copyFile(src, to, 0o755); err != nil {
-		return err
-	}
-	out, err := exec.Command(to, "--list-commands").Output()
-	if err != nil {
-		return fmt.Errorf("bench: %s --list-commands: %w", to, err)
-	}
-	for _, name := range strings.Fields(string(out)) {
-		if !strings.HasPrefix(name, "gbc-") || strings.Contains(name, "/") {
-			continue
-		}
-		if err := os.Symlink("gbc", filepath.Join(dst, name)); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-	}
-	return nil
 }
 
 func copyFile(from, to string, mode os.FileMode) error {
@@ -262,16 +201,6 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return os.Chmod(to, mode)
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("bench: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dirSize returns the bytes and regular files under dir, skipping the

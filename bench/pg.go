@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // walSegmentSize is PostgreSQL's default, which initdb keeps here.
@@ -20,28 +21,18 @@ type cluster struct {
 	e      *env
 	name   string
 	dir    string // PGDATA
-	port   int
+	port   int    // 0 until the first start picks one
 	sock   string // unix socket directory
 	log    string // server log
 	server string // the SERVER_NAME / stanza its WAL and backups go under
-}
-
-// conf renders settings for postgresql.conf / postgresql.auto.conf.
-func conf(settings map[string]string) string {
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, sqlQuote(settings[k]))
-	}
-	return b.String()
+	// settings are given on the server's command line (they win over
+	// every configuration file).
+	settings map[string]string
+	srv      *pgrun.Server // the running server, nil when stopped
 }
 
 // sqlQuote quotes a string for a configuration file or an SQL literal.
-func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+func sqlQuote(s string) string { return pgrun.Quote(s) }
 
 // shellQuote quotes one word for sh, leaving simple words (and PostgreSQL's
 // %p/%f placeholders) bare.
@@ -63,91 +54,96 @@ func shellJoin(argv []string) string {
 }
 
 // newCluster runs initdb for a cluster named name under the run's
-// directory, with settings appended to postgresql.conf.
+// directory, with settings appended to postgresql.conf. The port and the
+// socket are set on the server's command line when it starts.
 func (e *env) newCluster(ctx context.Context, name string, settings map[string]string) (*cluster, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	c := &cluster{e: e, name: name, port: port, server: name,
-		dir:  filepath.Join(e.dir, "pg", name),
-		sock: filepath.Join(e.dir, "sock"),
-		log:  filepath.Join(e.dir, "pg", name+".log"),
-	}
+	c := e.clusterAt(name, filepath.Join(e.dir, "pg", name))
 	if err := e.mkdir(filepath.Join(e.dir, "pg")); err != nil {
 		return nil, err
 	}
-	if err := e.mkdir(c.sock); err != nil {
-		return nil, err
-	}
-	if _, err := e.run(ctx, command{argv: []string{filepath.Join(e.pgBin, "initdb"), "-D", c.dir,
-		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}}); err != nil {
-		return nil, fmt.Errorf("initdb %s: %w", name, err)
+	if err := e.pg.InitDB(ctx, e.user, c.dir, pgrun.InitOptions{Env: e.procEnv}); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", name, err)
 	}
 	base := map[string]string{
-		"port":                    strconv.Itoa(port),
-		"listen_addresses":        "",
-		"unix_socket_directories": c.sock,
-		"archive_mode":            "on",
-		"archive_command":         "true",
-		"log_checkpoints":         "on",
+		"archive_mode":    "on",
+		"archive_command": "true",
+		"log_checkpoints": "on",
 	}
 	for k, v := range settings {
 		base[k] = v
 	}
-	f, err := os.OpenFile(filepath.Join(c.dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	_, err = f.WriteString("\n# gbc bench\n" + conf(base))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := pgrun.AppendConf(filepath.Join(c.dir, "postgresql.conf"), "gbc bench", base); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	return c, nil
 }
 
-// start starts the server and waits until it accepts connections. The
-// server gets the run's environment, so its archive_command and
-// restore_command see the S3 credentials.
-func (c *cluster) start(ctx context.Context) error {
-	c.e.mu.Lock()
-	c.e.clusters[c] = struct{}{}
-	c.e.mu.Unlock()
-	_, err := c.e.run(ctx, command{argv: []string{filepath.Join(c.e.pgBin, "pg_ctl"), "-D", c.dir, "-l", c.log,
-		"-w", "-t", "600", "start"}})
-	if err != nil {
-		return fmt.Errorf("start %s: %w%s", c.name, err, tail(logTail(c.log, 20), 3000))
+// clusterAt is a cluster on an existing data directory.
+func (e *env) clusterAt(name, dir string) *cluster {
+	return &cluster{e: e, name: name, server: name, dir: dir,
+		sock: filepath.Join(e.dir, "sock"),
+		log:  filepath.Join(e.dir, "pg", name+".log"),
 	}
-	return nil
 }
 
-// startNoWait starts the server without waiting (a recovering server).
-func (c *cluster) startNoWait(ctx context.Context) error {
-	c.e.mu.Lock()
-	c.e.clusters[c] = struct{}{}
-	c.e.mu.Unlock()
-	_, err := c.e.run(ctx, command{argv: []string{filepath.Join(c.e.pgBin, "pg_ctl"), "-D", c.dir, "-l", c.log,
-		"-W", "start"}})
+// launch starts the server and leaves it to the caller to wait (wait:
+// until it accepts connections). The server gets the run's environment,
+// so its archive_command and restore_command see the S3 credentials.
+func (c *cluster) launch(ctx context.Context, wait bool) error {
+	if err := c.e.mkdir(c.sock); err != nil {
+		return err
+	}
+	cfg := pgrun.Config{
+		Install:   c.e.pg,
+		User:      c.e.user,
+		DataDir:   c.dir,
+		Port:      c.port,
+		SocketDir: c.sock,
+		Settings:  c.settings,
+		LogPath:   c.log,
+		Env:       c.e.procEnv,
+		Dir:       c.e.dir,
+		// A large backup's end-of-recovery checkpoint may take long.
+		StartTimeout: 10 * time.Minute,
+	}
+	var srv *pgrun.Server
+	var err error
+	if wait {
+		srv, err = pgrun.Start(ctx, cfg)
+	} else {
+		srv, err = pgrun.Launch(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.name, err)
 	}
+	c.srv, c.port = srv, srv.Port()
+	c.e.mu.Lock()
+	c.e.clusters[c] = struct{}{}
+	c.e.mu.Unlock()
 	return nil
 }
 
+// start starts the server and waits until it accepts connections.
+func (c *cluster) start(ctx context.Context) error { return c.launch(ctx, true) }
+
+// startNoWait starts the server without waiting (a recovering server).
+func (c *cluster) startNoWait(ctx context.Context) error { return c.launch(ctx, false) }
+
 // stop stops the server (mode fast or immediate); stopping a stopped
-// server is not an error.
-func (c *cluster) stop(ctx context.Context, mode string) error {
+// server is not an error. Nothing of it is left running either way.
+func (c *cluster) stop(_ context.Context, mode string) error {
 	c.e.mu.Lock()
 	delete(c.e.clusters, c)
 	c.e.mu.Unlock()
-	if _, err := os.Stat(filepath.Join(c.dir, "postmaster.pid")); err != nil {
+	if c.srv == nil {
 		return nil
 	}
-	_, err := c.e.run(ctx, command{argv: []string{filepath.Join(c.e.pgBin, "pg_ctl"), "-D", c.dir,
-		"-m", mode, "-w", "-t", "300", "stop"}})
+	var err error
+	if mode == "fast" {
+		err = c.srv.Stop(5 * time.Minute)
+	} else {
+		err = c.srv.Halt()
+	}
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", c.name, err)
 	}
@@ -162,7 +158,7 @@ func (c *cluster) conninfo() string {
 // sql runs statements with psql, each in its own transaction, and returns
 // the output of the last one (unaligned, tuples only).
 func (c *cluster) sql(ctx context.Context, statements ...string) (string, error) {
-	argv := []string{filepath.Join(c.e.pgBin, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+	argv := []string{c.e.pg.Path("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
 		"-h", c.sock, "-p", strconv.Itoa(c.port), "-U", "postgres", "-d", "postgres"}
 	for _, s := range statements {
 		argv = append(argv, "-c", s)
@@ -193,7 +189,7 @@ func (c *cluster) set(ctx context.Context, settings map[string]string) error {
 
 // pgbench runs pgbench with args against the cluster.
 func (c *cluster) pgbench(ctx context.Context, args ...string) (measurement, error) {
-	argv := append([]string{filepath.Join(c.e.pgBin, "pgbench"), "-h", c.sock, "-p", strconv.Itoa(c.port), "-U", "postgres"}, args...)
+	argv := append([]string{c.e.pg.Path("pgbench"), "-h", c.sock, "-p", strconv.Itoa(c.port), "-U", "postgres"}, args...)
 	argv = append(argv, "postgres")
 	return c.e.run(ctx, command{argv: argv})
 }
@@ -301,19 +297,6 @@ func insertWAL(rows int) string {
 	return fmt.Sprintf("INSERT INTO wal_load SELECT g, md5(random()::text) || repeat('x', 200) FROM generate_series(1, %d) g", rows)
 }
 
-// logTail returns the last n lines of a file.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // waitLog waits until the server log holds a line containing want, and
 // fails early when it shows a FATAL or PANIC line. It returns the time the
 // line was seen.
@@ -331,13 +314,13 @@ func (c *cluster) waitLog(ctx context.Context, want string, timeout time.Duratio
 						return time.Now(), nil
 					}
 					if strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:") {
-						return time.Time{}, fmt.Errorf("%s: %s%s", c.name, line, tail(logTail(c.log, 20), 3000))
+						return time.Time{}, fmt.Errorf("%s: %s%s", c.name, line, tail(pgrun.Tail(c.log, 20), 3000))
 					}
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%s: no %q in the log after %v%s", c.name, want, timeout, tail(logTail(c.log, 20), 3000))
+			return time.Time{}, fmt.Errorf("%s: no %q in the log after %v%s", c.name, want, timeout, tail(pgrun.Tail(c.log, 20), 3000))
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // command is one process the harness runs and waits for.
@@ -65,7 +67,7 @@ func (e *env) run(ctx context.Context, c command) (measurement, error) {
 	cmd.Env = append(append([]string{}, e.procEnv...), c.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if !c.asSelf {
-		cmd.SysProcAttr.Credential = e.cred
+		e.user.Apply(cmd)
 	}
 	// Kill the whole group on timeout or interrupt, not only the child.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -124,7 +126,7 @@ func tail(s string, n int) string {
 // sampleGroupRSS returns the peak, over samples taken until stop closes, of
 // the summed resident set of every process in process group pgid.
 func sampleGroupRSS(pgid int, stop <-chan struct{}) int64 {
-	return sampleRSS(func(_ string, pgrp int) bool { return pgrp == pgid }, stop)
+	return sampleRSS(func(p pgrun.ProcInfo) bool { return p.PGRP == pgid }, stop)
 }
 
 // sampleToolRSS is sampleGroupRSS over every process whose command line
@@ -132,19 +134,19 @@ func sampleGroupRSS(pgid int, stop <-chan struct{}) int64 {
 // (gbc's archive pusher, pgBackRest's async archive-push) count with the
 // calls PostgreSQL makes.
 func sampleToolRSS(program string, stop <-chan struct{}) int64 {
-	self := strconv.Itoa(os.Getpid()) // its --tools may name the program
-	return sampleRSS(func(pid string, _ int) bool {
-		if pid == self {
+	self := os.Getpid() // its --tools may name the program
+	return sampleRSS(func(p pgrun.ProcInfo) bool {
+		if p.PID == self {
 			return false
 		}
-		b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
 		return err == nil && bytes.Contains(b, []byte(program))
 	}, stop)
 }
 
 // sampleRSS returns the peak, over samples taken every rssInterval until
 // stop closes, of the summed resident set of the processes match accepts.
-func sampleRSS(match func(pid string, pgrp int) bool, stop <-chan struct{}) int64 {
+func sampleRSS(match func(pgrun.ProcInfo) bool, stop <-chan struct{}) int64 {
 	page := int64(os.Getpagesize())
 	var peak int64
 	t := time.NewTicker(rssInterval)
@@ -161,94 +163,32 @@ func sampleRSS(match func(pid string, pgrp int) bool, stop <-chan struct{}) int6
 	}
 }
 
-// rssPages sums the rss field of /proc/PID/stat over the processes match
-// accepts.
-func rssPages(match func(pid string, pgrp int) bool) int64 {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
+// rssPages sums the resident set over the processes match accepts.
+func rssPages(match func(pgrun.ProcInfo) bool) int64 {
 	var sum int64
-	for _, ent := range ents {
-		name := ent.Name()
-		if name[0] < '0' || name[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ... ; comm may contain spaces, so
-		// split after the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		// f[0]=state f[1]=ppid f[2]=pgrp ... f[21]=rss
-		if len(f) < 22 {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); !match(name, g) {
-			continue
-		}
-		if rss, err := strconv.ParseInt(f[21], 10, 64); err == nil {
-			sum += rss
+	for _, p := range pgrun.ProcTable() {
+		if match(p) {
+			sum += p.RSSPages
 		}
 	}
 	return sum
 }
 
-// background is a long-running process started by the harness (MinIO).
-type background struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-// startBackground starts a server process in its own process group, its
-// output going to logPath.
-func (e *env) startBackground(name string, argv []string, extraEnv []string, logPath string) (*background, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// startBackground starts a server process (MinIO) as the harness's own
+// user, in its own process group, its output going to logPath; close
+// stops it.
+func (e *env) startBackground(name string, argv []string, extraEnv []string, logPath string) (*pgrun.Process, error) {
+	p, err := pgrun.StartProcess(pgrun.ProcessSpec{
+		Name:    name,
+		Path:    argv[0],
+		Args:    argv[1:],
+		Env:     append(append([]string{}, e.procEnv...), extraEnv...),
+		Dir:     e.dir,
+		LogPath: logPath,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = e.dir
-	cmd.Env = append(append([]string{}, e.procEnv...), extraEnv...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start %s: %w", name, err)
-	}
-	b := &background{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { b.err = cmd.Wait(); close(b.done) }()
-	return b, nil
-}
-
-// alive reports whether the process still runs.
-func (b *background) alive() bool {
-	select {
-	case <-b.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop ends the process group: SIGTERM, then SIGKILL after grace.
-func (b *background) stop(grace time.Duration) {
-	if !b.alive() {
-		return
-	}
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-b.done:
-		return
-	case <-time.After(grace):
-	}
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-	<-b.done
+	e.track(p)
+	return p, nil
 }

@@ -23,7 +23,7 @@ type Options struct {
 	// (pgbackrest brings its async variant). Empty: all three.
 	Tools []string
 	// Scenarios limits the run to these ids (wal-archive,
-	// wal-archive-backlog, wal-archive-call, backup, many-files; backup
+	// wal-archive-backlog, wal-archive-call, wal-cost, backup, many-files; backup
 	// brings restore and wal-replay). Empty: every scenario.
 	Scenarios []string
 	// GBCDir is the directory of the gbc build; empty: gbc from PATH.
@@ -34,8 +34,11 @@ type Options struct {
 	// by default). The PostgreSQL user must be able to enter it.
 	WorkDir string
 	// PGUser runs PostgreSQL and the tools when the harness runs as root
-	// (default postgres).
+	// (default postgres; created as a system user when missing).
 	PGUser string
+	// PGBinDir is PostgreSQL's bindir; empty: `pg_config --bindir`, else
+	// the postgres program in PATH.
+	PGBinDir string
 	// Keep leaves the working directory (data directories, logs) behind.
 	Keep bool
 	// Log receives progress lines (default os.Stderr).
@@ -55,7 +58,7 @@ func AllTools() []string { return []string{"gbc", "barman-cloud", "pgbackrest"} 
 
 // scenarioIDs are the values of Options.Scenarios, in run order.
 func scenarioIDs() []string {
-	return []string{"wal-archive", "wal-archive-backlog", "wal-archive-call", "backup", "many-files"}
+	return []string{"wal-archive", "wal-archive-backlog", "wal-archive-call", "wal-cost", "backup", "many-files"}
 }
 
 // Run measures every selected scenario for every selected tool and returns
@@ -101,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Scale:    o.Scale,
 		Params:   p,
 		Host:     hostInfo(),
-		Versions: map[string]string{"PostgreSQL": commandVersion(e.pgBin+"/postgres", "--version")},
+		Versions: map[string]string{"PostgreSQL": e.pg.Version},
 	}
 	for _, t := range tools {
 		if _, ok := rep.Versions[t.family()]; !ok {
@@ -135,6 +138,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"wal-archive", func() error { return add(b.walArchive(ctx), nil) }},
 		{"wal-archive-backlog", func() error { return add(b.walArchiveBacklog(ctx), nil) }},
 		{"wal-archive-call", func() error { return add(b.walArchiveCall(ctx)) }},
+		{"wal-cost", func() error { return add(b.walCost(ctx)) }},
 		{"backup", func() error {
 			ss, err := b.backupRestoreReplay(ctx)
 			for i, s := range ss {

@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // s3Server is the MinIO server every tool of the run talks to, on TLS with
@@ -77,11 +79,11 @@ func (e *env) startMinIO(ctx context.Context) error {
 	if err := writeCert(certs); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := pgrun.FreePort()
 	if err != nil {
 		return err
 	}
-	console, err := freePort()
+	console, err := pgrun.FreePort()
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,6 @@ func (e *env) startMinIO(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.track(b)
 	pem, err := os.ReadFile(s.caFile)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -111,23 +112,23 @@ func (e *env) startMinIO(ctx context.Context) error {
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 8,
 	}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint+"/minio/health/live", nil)
+	err = pgrun.WaitFor(ctx, b, 60*time.Second, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint+"/minio/health/live", nil)
+		if err != nil {
+			return err
+		}
 		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if !b.alive() {
-			return fmt.Errorf("bench: minio exited: %v; see %s", b.err, filepath.Join(dir, "minio.log"))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health check: %s", resp.Status)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("bench: minio not ready on %s: %v", s.endpoint, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bench: minio on %s: %w", s.endpoint, err)
 	}
 	s.client = s3.New(s3.Options{
 		Region:       s.region,

@@ -457,7 +457,7 @@ func (b *bench) backupRestoreReplay(ctx context.Context) ([]*Scenario, error) {
 		Title: fmt.Sprintf("4. WAL replay: recovery fetching ≥ %d segments through restore_command", b.p.ReplaySegments),
 		Description: fmt.Sprintf("After the backups, %d+ segments of bulk-insert WAL are written; every store gets "+
 			"the WAL from the earliest backup on (pushed with the tool's archive command, not timed). A copy of a restored "+
-			"directory is started with each tool's restore_command and no recovery target; time from pg_ctl start to "+
+			"directory is started with each tool's restore_command and no recovery target; time from the server's start to "+
 			"\"ready to accept connections\" after promotion. Segments: distinct \"restored log file\" lines of the server log. "+
 			"The last row, cp (floor), is no tool: the same recovery through a plain cp of the uncompressed segments from local "+
 			"disk, which is what PostgreSQL's replay alone costs.",
@@ -756,12 +756,13 @@ func (b *bench) replayOne(ctx context.Context, t tool, run *backupRun, src strin
 	if _, err := e.run(ctx, command{argv: []string{"cp", "-a", src, dir}}); err != nil {
 		return err
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
+	rc := e.clusterAt(name, dir)
+	rc.server = run.c.server
+	rc.settings = map[string]string{
+		"archive_mode":             "off",
+		"restore_command":          shellJoin(t.fetch(e, run.c, dir)),
+		"recovery_target_timeline": "latest",
 	}
-	rc := &cluster{e: e, name: name, dir: dir, port: port, sock: run.c.sock, server: run.c.server,
-		log: filepath.Join(e.dir, "pg", name+".log")}
 	defer func() {
 		if serr := rc.stop(context.WithoutCancel(ctx), "immediate"); serr != nil && err == nil {
 			err = serr
@@ -769,28 +770,6 @@ func (b *bench) replayOne(ctx context.Context, t tool, run *backupRun, src strin
 		b.waitUnlocked(ctx, t, rc.server)
 		e.removeAll(dir)
 	}()
-	settings := map[string]string{
-		"port":                     strconv.Itoa(port),
-		"listen_addresses":         "",
-		"unix_socket_directories":  rc.sock,
-		"archive_mode":             "off",
-		"restore_command":          shellJoin(t.fetch(e, run.c, dir)),
-		"recovery_target_timeline": "latest",
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	_, err = f.WriteString("\n# gbc bench: replay\n" + conf(settings))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	if err := e.chown(filepath.Join(dir, "postgresql.auto.conf")); err != nil {
-		return err
-	}
 	_ = os.Remove(filepath.Join(dir, "standby.signal"))
 	if err := e.writeFile(filepath.Join(dir, "recovery.signal"), nil, 0o600); err != nil {
 		return err

@@ -337,5 +337,5 @@ func writeSummaryCache(ctx context.Context, s cloud.Store, l Layout, c *summaryC
 	}
 	// Best effort by design (see Summaries): the error changes nothing
 	// for this listing.
-	_ = s.Put(ctx, key, bytes.NewReader(buf.Bytes()), cloud.PutOptions{SizeHint: int64(buf.Len())})
+	_ = s.Put(ctx, key, cloud.BytesBody(buf.Bytes()), cloud.PutOptions{})
 }

@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +40,7 @@ func saveTestBackup(t testing.TB, s cloud.Store, l Layout, start time.Time, name
 		t.Fatal(err)
 	}
 	// A part beside the record, as a real backup has, for the listing to skip.
-	if err := s.Put(context.Background(), l.PartKey(b.ID, "", 0, "zst"), bytes.NewReader([]byte("x")), cloud.PutOptions{}); err != nil {
+	if err := s.Put(context.Background(), l.PartKey(b.ID, "", 0, "zst"), cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -59,9 +58,9 @@ func TestFind(t *testing.T) {
 	saveTestBackup(t, s, other, t0.Add(72*time.Hour), "elsewhere", StatusDone)
 	// A part without a record (a backup that died before its first
 	// record) is not a backup.
-	s.Put(ctx, l.PartKey("20261125T000000Z", "", 0, "zst"), bytes.NewReader(nil), cloud.PutOptions{})
+	s.Put(ctx, l.PartKey("20261125T000000Z", "", 0, "zst"), cloud.BytesBody(nil), cloud.PutOptions{})
 	// A record that is not JSON is listed, not fatal.
-	s.Put(ctx, l.RecordKey("20261126T000000Z"), bytes.NewReader([]byte("{oops")), cloud.PutOptions{})
+	s.Put(ctx, l.RecordKey("20261126T000000Z"), cloud.BytesBody([]byte("{oops")), cloud.PutOptions{})
 
 	all, err := List(ctx, s, l)
 	if err != nil {
@@ -189,7 +188,7 @@ func TestSummariesCache(t *testing.T) {
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	b1 := saveTestBackup(t, s, l, t0, "a", StatusDone)
 	b2 := saveTestBackup(t, s, l, t0.Add(time.Hour), "", StatusStarted)
-	s.Put(ctx, l.RecordKey("20261126T000000Z"), bytes.NewReader([]byte("{oops")), cloud.PutOptions{})
+	s.Put(ctx, l.RecordKey("20261126T000000Z"), cloud.BytesBody([]byte("{oops")), cloud.PutOptions{})
 
 	summaries := func() []string {
 		t.Helper()

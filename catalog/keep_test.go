@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/gbc-backup/gbc/cloud"
@@ -20,7 +19,7 @@ func TestSetKeep(t *testing.T) {
 	save := func(id string, status Status) *Backup {
 		b := &Backup{ID: id, Status: status, ManifestKey: l.ManifestKey(id, "zst"), Parts: []Part{{Key: l.PartKey(id, "", 0, "zst")}}}
 		for _, k := range []string{b.ManifestKey, b.Parts[0].Key} {
-			if err := s.Put(ctx, k, strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+			if err := s.Put(ctx, k, cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}

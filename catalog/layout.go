@@ -71,3 +71,12 @@ func (l Layout) ManifestKey(id, ext string) string {
 	}
 	return key
 }
+
+// BlockMapKey is the stored block map of a backup (see package blockmap).
+func (l Layout) BlockMapKey(id, ext string) string {
+	key := l.BackupRoot(id) + "blockmap"
+	if ext != "" {
+		key += "." + ext
+	}
+	return key
+}

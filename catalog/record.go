@@ -93,11 +93,45 @@ type Backup struct {
 	// by older releases have none.
 	HeartbeatInterval int64 `json:"heartbeat_interval,omitempty"`
 
-	Keep     string            `json:"keep,omitempty"` // "", KeepFull or KeepStandalone
-	Tags     map[string]string `json:"tags,omitempty"`
-	ParentID string            `json:"parent_id,omitempty"`
+	Keep string            `json:"keep,omitempty"` // "", KeepFull or KeepStandalone
+	Tags map[string]string `json:"tags,omitempty"`
+
+	// Type is TypeFull, TypeIncr or TypeDiff. Records written before
+	// incremental backups existed have none, and are full (see Kind).
+	Type string `json:"type,omitempty"`
+	// ParentID is the backup an incremental or differential one holds
+	// the changes since: restoring it needs the whole chain down to a
+	// full backup.
+	ParentID string `json:"parent_id,omitempty"`
+	// BlockMap describes the stored block map: the hash of every block of
+	// every relation file as this backup restores it, which the next
+	// incremental backup compares against (see package blockmap).
+	BlockMap *Object `json:"block_map,omitempty"`
 
 	Snapshots []Snapshot `json:"snapshots,omitempty"`
+}
+
+// Backup types.
+const (
+	TypeFull = "full"
+	TypeIncr = "incr" // the changes since the previous backup of the chain
+	TypeDiff = "diff" // the changes since the chain's full backup
+)
+
+// Kind is the backup's type, TypeFull for records without one.
+func (b *Backup) Kind() string {
+	if b.Type == "" {
+		return TypeFull
+	}
+	return b.Type
+}
+
+// Object describes one stored object of a backup besides its parts.
+type Object struct {
+	Key        string `json:"key"`
+	Size       int64  `json:"size"`        // uncompressed bytes
+	StoredSize int64  `json:"stored_size"` // bytes stored
+	SHA256     string `json:"sha256"`      // hex, of the stored bytes
 }
 
 // Part is one stored tar archive of a backup.

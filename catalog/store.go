@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,9 +75,9 @@ func put(ctx context.Context, s cloud.Store, l Layout, b *Backup, ifNotExists bo
 	if err != nil {
 		return err
 	}
-	// A bytes.Reader is an io.ReadSeeker, which lets the store retry the
-	// Put after a transient failure.
-	err = s.Put(ctx, l.RecordKey(b.ID), bytes.NewReader(data), cloud.PutOptions{
+	// From memory, so that the store retries the Put after a transient
+	// failure.
+	err = s.Put(ctx, l.RecordKey(b.ID), cloud.BytesBody(data), cloud.PutOptions{
 		IfNotExists: ifNotExists,
 		SizeHint:    int64(len(data)),
 	})

@@ -85,7 +85,7 @@ func (s *bucketStore) get(ctx context.Context) (*blob.Bucket, error) {
 }
 
 // Put implements Store.
-func (s *bucketStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error {
+func (s *bucketStore) Put(ctx context.Context, key string, r Body, opts PutOptions) error {
 	if err := checkKey(key); err != nil {
 		return s.fail("put", key, err)
 	}
@@ -109,6 +109,7 @@ func (s *bucketStore) Put(ctx context.Context, key string, r io.Reader, opts Put
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := &sourceReader{r: r, ctx: ctx, cancel: cancel}
+	opts.SizeHint = sizeHint(r, opts)
 	err = b.Upload(wctx, key, src, s.writerOptions(opts))
 	if src.err != nil {
 		// The source failed, not the store: say so, and keep the

@@ -22,8 +22,14 @@
 //     workload or managed identity, az login).
 //   - file://: the process's own file permissions.
 //
-// Open is cheap (no network round trip) and returns a Store wrapped in
-// WithRetry; a process should open each store once and share it.
+// Open is cheap (no network round trip) and returns the provider wrapped
+// in a documented chain (bandwidth limit, prefix, retries, then the
+// caller's Options.Layers); a process should open each store once and
+// share it. As finds an optional capability under the wrappers.
+//
+// Put takes a Body, whose type says whether it can be read again
+// (BytesBody, SectionBody) or not (OneShotBody): the retry wrapper replays
+// the first kind and never the second mid-stream.
 //
 // A Put killed with its process can leave what no listing shows (S3
 // multipart uploads, file:// temporary files): those providers implement

@@ -153,7 +153,7 @@ func readFileHeader(f *os.File) (map[string]string, error) {
 }
 
 // Put implements Store.
-func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (err error) {
+func (s *fileStore) Put(ctx context.Context, key string, r Body, opts PutOptions) (err error) {
 	if err := checkKey(key); err != nil {
 		return s.fail("put", key, err)
 	}
@@ -184,7 +184,13 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, opts PutOp
 		return s.fail("put", key, err)
 	}
 	buf := make([]byte, fileCopyBuffer)
-	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, onlyReader{r}}, buf); err != nil {
+	src := &sourceErrReader{r: r}
+	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, src}, buf); err != nil {
+		if src.err != nil {
+			// The source failed, not the disk: its error keeps its own
+			// classification, never the file system's.
+			return &Error{Op: "put", URL: s.url(key), Kind: kindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
+		}
 		return s.fail("put", key, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -539,11 +545,21 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// onlyReader hides every method but Read, so that io.Copy cannot bypass a
-// wrapper through WriterTo/ReaderFrom.
-type onlyReader struct{ r io.Reader }
+// sourceErrReader remembers a failure of the source (io.EOF is none), to
+// tell it apart from one of the disk. It has no method but Read, so that
+// io.Copy cannot bypass a wrapper through WriterTo/ReaderFrom.
+type sourceErrReader struct {
+	r   io.Reader
+	err error
+}
 
-func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+func (s *sourceErrReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
 
 // onlyWriter hides every method but Write, so that io.CopyBuffer uses the
 // buffer it is given.

@@ -37,7 +37,7 @@ func TestFileMissingRoot(t *testing.T) {
 	if err := s.List(ctx, "", func(cloud.Attrs) error { return errors.New("called") }); err != nil {
 		t.Errorf("List of a missing root: %v, want nothing", err)
 	}
-	if err := s.Put(ctx, "a/b", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "a/b", cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatalf("first Put creates the root: %v", err)
 	}
 	_, err = s.Get(ctx, "wals/x")
@@ -55,16 +55,16 @@ func TestFileNoLitter(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if err := s.Put(ctx, "keep/me", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "keep/me", cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "a/b/c/fails", failingSource{}, cloud.PutOptions{}); err == nil {
+	if err := s.Put(ctx, "a/b/c/fails", cloud.OneShotBody(failingSource{}), cloud.PutOptions{}); err == nil {
 		t.Fatal("Put with a failing reader succeeded")
 	}
-	if err := s.Put(ctx, "keep/me", strings.NewReader("y"), cloud.PutOptions{IfNotExists: true}); !errors.Is(err, cloud.ErrExists) {
+	if err := s.Put(ctx, "keep/me", cloud.BytesBody([]byte("y")), cloud.PutOptions{IfNotExists: true}); !errors.Is(err, cloud.ErrExists) {
 		t.Fatalf("IfNotExists on an existing key: %v", err)
 	}
-	if err := s.Put(ctx, "deep/er/obj", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "deep/er/obj", cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Delete(ctx, "deep/er/obj"); err != nil {
@@ -98,7 +98,7 @@ func TestFileFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(t.Context(), "wals/seg.zst", strings.NewReader("payload"), cloud.PutOptions{Metadata: map[string]string{"sha256": "abc"}}); err != nil {
+	if err := s.Put(t.Context(), "wals/seg.zst", cloud.BytesBody([]byte("payload")), cloud.PutOptions{Metadata: map[string]string{"sha256": "abc"}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "wals", "seg.zst"))
@@ -113,12 +113,12 @@ func TestFileFormat(t *testing.T) {
 func TestFileKeyDirectoryConflict(t *testing.T) {
 	s := mustOpenFile(t)
 	ctx := t.Context()
-	if err := s.Put(ctx, "a/b", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "a/b", cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"a", "a/b/c"} {
 		for _, ifNotExists := range []bool{false, true} {
-			err := s.Put(ctx, key, strings.NewReader("x"), cloud.PutOptions{IfNotExists: ifNotExists})
+			err := s.Put(ctx, key, cloud.BytesBody([]byte("x")), cloud.PutOptions{IfNotExists: ifNotExists})
 			if err == nil || errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrExists) || !strings.Contains(err.Error(), "both an object and a prefix") {
 				t.Errorf("Put(%q, IfNotExists=%v) = %v, want a plain conflict error", key, ifNotExists, err)
 			}

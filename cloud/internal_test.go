@@ -130,7 +130,13 @@ func TestOptionsCheck(t *testing.T) {
 	}{
 		{"s3", Options{SSE: "AES256"}, ""},
 		{"s3", Options{SSE: "aws:kms", SSEKMSKeyID: "arn:aws:kms:x"}, ""},
+		{"s3", Options{SSE: "aws:kms:dsse"}, ""},
+		{"s3", Options{SSE: "aws:kms:dsse", SSEKMSKeyID: "arn:aws:kms:x"}, ""},
 		{"s3", Options{SSE: "aes256"}, "want AES256 or aws:kms"},
+		{"s3", Options{SSE: "aws:kms:DSSE"}, "aws:kms:dsse for dual-layer"},
+		{"gs", Options{SSE: "aws:kms:dsse"}, "s3:// stores only"},
+		{"s3", Options{MaxBandwidth: -1}, "bandwidth limit -1"},
+		{"file", Options{MaxBandwidth: 1 << 20}, ""},
 		{"s3", Options{SSEKMSKeyID: "k"}, "needs --sse aws:kms"},
 		{"s3", Options{SSE: "AES256", SSEKMSKeyID: "k"}, "not AES256"},
 		{"gs", Options{SSE: "AES256"}, "s3:// stores only"},
@@ -246,6 +252,25 @@ func TestTempTarget(t *testing.T) {
 	for _, n := range []string{".x", ".tmp-1", "x.tmp-1", ".x.tmp-", ".x.tmp-1a", "..tmp-1"} {
 		if got, ok := tempTarget(n); ok {
 			t.Errorf("tempTarget(%q) = %q, want not a temporary file", n, got)
+		}
+	}
+}
+
+// A body of known length is its own size hint; an explicit hint wins.
+func TestSizeHint(t *testing.T) {
+	for _, tc := range []struct {
+		b    Body
+		hint int64
+		want int64
+	}{
+		{BytesBody(make([]byte, 12)), 0, 12},
+		{BytesBody(make([]byte, 12)), 100, 100},
+		{SectionBody(strings.NewReader("0123456789"), 2, 5), 0, 5},
+		{OneShotBody(strings.NewReader("x")), 0, 0},
+		{OneShotBody(strings.NewReader("x")), 7, 7},
+	} {
+		if got := sizeHint(tc.b, PutOptions{SizeHint: tc.hint}); got != tc.want {
+			t.Errorf("sizeHint(%T, %d) = %d, want %d", tc.b, tc.hint, got, tc.want)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func (s *memStore) fail(op, key string, err error) error {
 
 // Put implements Store. The object is stored only once the whole stream is
 // read without error and ctx is still live.
-func (s *memStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error {
+func (s *memStore) Put(ctx context.Context, key string, r Body, opts PutOptions) error {
 	if err := checkKey(key); err != nil {
 		return s.fail("put", key, err)
 	}

@@ -37,16 +37,12 @@ func (ms *metricsStore) count(err error) error {
 	return err
 }
 
-func (ms *metricsStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error {
+func (ms *metricsStore) Put(ctx context.Context, key string, body Body, opts PutOptions) error {
 	ms.m.Puts.Add(1)
-	// Keep the reader seekable when it was, or WithRetry underneath would
-	// stop retrying.
-	if rs, ok := r.(io.ReadSeeker); ok {
-		r = &countingReadSeeker{countingReader{rs, &ms.m.BytesPut}, rs}
-	} else {
-		r = &countingReader{r, &ms.m.BytesPut}
-	}
-	return ms.count(ms.s.Put(ctx, key, r, opts))
+	// Bytes read again after a Rewind (a retried upload underneath) are
+	// counted again, as they are sent again.
+	body = wrappedBody{body, &countingReader{body, &ms.m.BytesPut}}
+	return ms.count(ms.s.Put(ctx, key, body, opts))
 }
 
 func (ms *metricsStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -99,15 +95,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
-
-// countingReadSeeker counts reads and passes seeks through; bytes re-read
-// after a seek (a retried upload) are counted again, as they are sent again.
-type countingReadSeeker struct {
-	countingReader
-	s io.Seeker
-}
-
-func (c *countingReadSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
 
 // countingReadCloser counts a download and passes on the version of the
 // object it reads, which WithRetry underneath needs to resume it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,10 +43,12 @@ type Options struct {
 	// PathStyle forces path-style S3 addressing (bucket in the path, not
 	// the host name). It is implied by EndpointURL.
 	PathStyle bool
-	// SSE asks S3 for server-side encryption: "AES256" or "aws:kms".
+	// SSE asks S3 for server-side encryption of new objects, one of
+	// SSEModes: "AES256" (S3-managed keys), "aws:kms" (KMS keys) or
+	// "aws:kms:dsse" (dual-layer, with KMS keys). Reads need nothing.
 	SSE string
-	// SSEKMSKeyID is the KMS key for SSE "aws:kms" (the bucket's default
-	// key when empty).
+	// SSEKMSKeyID is the KMS key for SSE "aws:kms" or "aws:kms:dsse" (the
+	// account's AWS-managed key when empty).
 	SSEKMSKeyID string
 	// EncryptionScope is the Azure encryption scope for new blobs.
 	EncryptionScope string
@@ -65,9 +68,25 @@ type Options struct {
 	// DefaultIOTimeout. The retry wrapper then tries again, within
 	// RetryTimeout.
 	IOTimeout time.Duration
+	// MaxBandwidth limits the bytes per second of all uploads together,
+	// and of all downloads together, through this Store (see
+	// WithBandwidth); 0 means no limit.
+	MaxBandwidth int64
+	// Layers are wrappers that Open adds, in order, around the Store it
+	// builds (see Open): later concerns such as client-side encryption or
+	// metrics join here instead of in every caller. Each should have an
+	// Unwrap() Store method, so that As finds the capabilities beneath it.
+	Layers []Layer
 	// Logf, when set, receives retry notices (for -v).
 	Logf func(format string, args ...any)
 }
+
+// A Layer wraps a Store in another that implements the same contract and
+// adds one concern (see Options.Layers).
+type Layer func(Store) Store
+
+// SSEModes are the values of Options.SSE that S3 accepts, for help texts.
+func SSEModes() []string { return []string{"AES256", "aws:kms", "aws:kms:dsse"} }
 
 func (o Options) partSize() int64 {
 	if o.PartSize > 0 {
@@ -84,13 +103,27 @@ func (o Options) concurrency() int {
 }
 
 // Open returns the Store for a store URL, rooted at the URL's prefix and
-// wrapped with retries (WithRetry). It reads configuration and credentials
-// settings from the environment but does no network round trip: a bad
-// bucket or bad credentials show on the first operation. One Store holds
-// one provider client; share it rather than opening the same URL twice.
+// wrapped with retries. It reads configuration and credentials settings
+// from the environment but does no network round trip: a bad bucket or bad
+// credentials show on the first operation. One Store holds one provider
+// client; share it rather than opening the same URL twice.
 //
 // Accepted forms: s3://bucket/prefix, gs://bucket/prefix,
 // azblob://container/prefix, file:///absolute/dir (the prefix is optional).
+//
+// The Store is built as a chain of wrappers, innermost first:
+//
+//  1. the provider, chosen by the URL's scheme;
+//  2. WithBandwidth, with MaxBandwidth (when set): next to the provider,
+//     so that it counts every byte sent or received, retries included;
+//  3. WithPrefix, with the URL's prefix (when there is one);
+//  4. WithRetry, with RetryTimeout (unless negative): above the layers
+//     that only pass bytes on, so that one retry replays all of them;
+//  5. Options.Layers, in order, each wrapping the one before: they see
+//     what callers ask for, once per call, and a Body that rewinds.
+//
+// Every wrapper has an Unwrap method, so that As and SweepStale find a
+// capability (a StaleSweeper) under all of them.
 func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	loc, err := parseStoreURL(rawURL)
 	if err != nil {
@@ -113,13 +146,29 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s = WithBandwidth(s, opts.MaxBandwidth)
 	if loc.prefix != "" {
 		s = WithPrefix(s, loc.prefix)
 	}
 	if opts.RetryTimeout >= 0 {
 		s = WithRetry(s, RetryOptions{Timeout: opts.RetryTimeout, Logf: opts.Logf})
 	}
+	for _, layer := range opts.Layers {
+		s = layer(s)
+	}
 	return s, nil
+}
+
+// Check reports what Open would refuse before it opens anything: a
+// malformed store URL, or options that are invalid or do not apply to the
+// URL's provider (all of them, in one error). Open runs it itself;
+// commands run it first to refuse bad options as usage errors.
+func (o Options) Check(rawURL string) error {
+	loc, err := parseStoreURL(rawURL)
+	if err != nil {
+		return err
+	}
+	return o.check(loc.scheme)
 }
 
 // storeURL is a parsed store URL.
@@ -243,12 +292,12 @@ func (o Options) check(scheme string) error {
 		if scheme != "s3" {
 			errs = append(errs, fmt.Errorf("--sse and --sse-kms-key-id apply to s3:// stores only, not %s://", scheme))
 		} else {
-			switch o.SSE {
-			case "AES256", "aws:kms", "aws:kms:dsse":
-			case "":
-				errs = append(errs, errors.New("--sse-kms-key-id needs --sse aws:kms"))
+			switch {
+			case slices.Contains(SSEModes(), o.SSE):
+			case o.SSE == "":
+				errs = append(errs, errors.New("--sse-kms-key-id needs --sse aws:kms or aws:kms:dsse"))
 			default:
-				errs = append(errs, fmt.Errorf("--sse %q: want AES256 or aws:kms", o.SSE))
+				errs = append(errs, fmt.Errorf("--sse %q: want AES256 or aws:kms, or aws:kms:dsse for dual-layer encryption (case matters)", o.SSE))
 			}
 			if o.SSEKMSKeyID != "" && o.SSE == "AES256" {
 				errs = append(errs, errors.New("--sse-kms-key-id needs --sse aws:kms, not AES256"))
@@ -273,6 +322,9 @@ func (o Options) check(scheme string) error {
 	}
 	if o.IOTimeout < 0 {
 		errs = append(errs, fmt.Errorf("I/O timeout %v: want a positive duration", o.IOTimeout))
+	}
+	if o.MaxBandwidth < 0 {
+		errs = append(errs, fmt.Errorf("bandwidth limit %d: want a positive number of bytes per second, or 0 for none", o.MaxBandwidth))
 	}
 	if o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d: want 1 or more", o.Concurrency))

@@ -27,7 +27,7 @@ func WithPrefix(s Store, prefix string) Store {
 // Unwrap returns the Store underneath.
 func (p *prefixStore) Unwrap() Store { return p.s }
 
-func (p *prefixStore) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error {
+func (p *prefixStore) Put(ctx context.Context, key string, r Body, opts PutOptions) error {
 	if err := p.checkKey("put", key); err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func breakingS3(t *testing.T, content []byte, o cloud.Options) (cloud.Store, *br
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.Put(t.Context(), "obj", bytes.NewReader(content), cloud.PutOptions{}); err != nil {
+	if err := s.Put(t.Context(), "obj", cloud.BytesBody(content), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return s, br, backend

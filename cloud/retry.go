@@ -39,11 +39,12 @@ type retryStore struct {
 // opts.Timeout has passed or ctx is done. Other errors are returned at
 // once.
 //
-//   - Put is retried only if its reader is an io.Seeker (seeked back to its
-//     starting offset before every new attempt). Any other reader is
-//     consumed by the first attempt, so that Put gets exactly one; callers
-//     that want retries pass a seekable reader (an *os.File, a
-//     *bytes.Reader) or buffer small objects.
+//   - Put is retried as long as its body rewinds (Body.Rewind, called
+//     right after a failed attempt, before the wait). A one-shot body that
+//     was read into (OneShotBody) fails its Put with the attempt's error,
+//     classification kept, so that the caller may produce the bytes again
+//     and retry at its own level; it is never retried mid-stream. The
+//     providers' SDKs still retry each request of a multipart upload.
 //   - A retried Put with IfNotExists may fail with ErrExists because of its
 //     own earlier attempt, which succeeded although its reply was lost.
 //     Callers compare content (a checksum in the metadata) to tell.
@@ -172,25 +173,20 @@ func attemptWithin(ctx context.Context, bounded bool, deadline time.Time, f func
 	return f(actx)
 }
 
-func (r *retryStore) Put(ctx context.Context, key string, rd io.Reader, opts PutOptions) error {
-	seeker, ok := rd.(io.Seeker)
-	if !ok {
-		return r.s.Put(ctx, key, rd, opts)
-	}
-	// Pipes and terminals are *os.File too, but cannot seek.
-	start, err := seeker.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return r.s.Put(ctx, key, rd, opts)
-	}
-	first := true
+func (r *retryStore) Put(ctx context.Context, key string, body Body, opts PutOptions) error {
 	return r.do(ctx, "put", key, false, func(ctx context.Context) error {
-		if !first {
-			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
-				return fmt.Errorf("put %s: rewinding the source for a retry: %w", key, err)
-			}
+		err := r.s.Put(ctx, key, body, opts)
+		if err == nil || !errors.Is(err, ErrTransient) || ctx.Err() != nil {
+			return err
 		}
-		first = false
-		return r.s.Put(ctx, key, rd, opts)
+		// Rewound now rather than before the next attempt, so that a body
+		// that cannot be read again ends the Put without a wait.
+		if rerr := body.Rewind(); errors.Is(rerr, ErrNotRewindable) {
+			return noRetry{fmt.Errorf("%w (not retried: %w)", err, rerr)}
+		} else if rerr != nil {
+			return noRetry{fmt.Errorf("%w (and rewinding the source for a retry: %w)", err, rerr)}
+		}
+		return err
 	})
 }
 

@@ -107,7 +107,7 @@ func TestS3Requests(t *testing.T) {
 	}
 
 	// A small object: one PutObject.
-	if err := s.Put(ctx, "small", strings.NewReader("hello"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "small", cloud.BytesBody([]byte("hello")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	reqs := rec.take()
@@ -118,7 +118,7 @@ func TestS3Requests(t *testing.T) {
 	noChecksums(reqs[0])
 
 	// 12 MiB of unknown size in 5 MiB parts: create, 3 parts, complete.
-	big := struct{ io.Reader }{bytes.NewReader(make([]byte, 12<<20))}
+	big := cloud.OneShotBody(bytes.NewReader(make([]byte, 12<<20)))
 	if err := s.Put(ctx, "big", big, cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestS3Requests(t *testing.T) {
 
 	// A size hint raises the part size so the object fits S3's 10,000
 	// parts: 60 GiB needs 7 MiB parts, so 6 MiB goes up in one request.
-	if err := s.Put(ctx, "hinted", struct{ io.Reader }{bytes.NewReader(make([]byte, 6<<20))}, cloud.PutOptions{SizeHint: 60 << 30}); err != nil {
+	if err := s.Put(ctx, "hinted", cloud.OneShotBody(bytes.NewReader(make([]byte, 6<<20))), cloud.PutOptions{SizeHint: 60 << 30}); err != nil {
 		t.Fatal(err)
 	}
 	if reqs := rec.take(); len(reqs) != 1 || reqs[0].method != http.MethodPut || strings.Contains(reqs[0].query, "upload") {
@@ -165,6 +165,41 @@ func TestS3Requests(t *testing.T) {
 	}
 }
 
+// TestS3DualLayerSSE checks that aws:kms:dsse, which Options accept like
+// the other modes, reaches S3 unchanged, with its key, on a single-request
+// upload and on a multipart one.
+func TestS3DualLayerSSE(t *testing.T) {
+	rec, endpoint := recordedS3(t, "bkt")
+	s, err := cloud.Open(t.Context(), "s3://bkt", cloud.Options{
+		EndpointURL: endpoint, SSE: "aws:kms:dsse", SSEKMSKeyID: "dsse-key", PartSize: 5 << 20, RetryTimeout: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(t.Context(), "small", cloud.BytesBody([]byte("hello")), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "big", cloud.OneShotBody(bytes.NewReader(make([]byte, 11<<20))), cloud.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var writes int
+	for _, r := range rec.take() {
+		if r.method == http.MethodPut && !strings.Contains(r.query, "partNumber") || r.method == http.MethodPost && strings.Contains(r.query, "uploads") {
+			writes++
+			if got := r.header.Get("X-Amz-Server-Side-Encryption"); got != "aws:kms:dsse" {
+				t.Errorf("%s %s %s: SSE header %q, want aws:kms:dsse", r.method, r.path, r.query, got)
+			}
+			if got := r.header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != "dsse-key" {
+				t.Errorf("%s %s %s: KMS key header %q, want dsse-key", r.method, r.path, r.query, got)
+			}
+		}
+	}
+	if writes != 2 {
+		t.Errorf("%d PutObject or CreateMultipartUpload requests, want 2", writes)
+	}
+}
+
 // TestS3AbortsMultipart checks that a failed or cancelled multipart
 // upload is aborted, so no parts are left behind.
 func TestS3AbortsMultipart(t *testing.T) {
@@ -174,7 +209,7 @@ func TestS3AbortsMultipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	src := io.MultiReader(bytes.NewReader(make([]byte, 11<<20)), failingSource{})
+	src := cloud.OneShotBody(io.MultiReader(bytes.NewReader(make([]byte, 11<<20)), failingSource{}))
 	if err := s.Put(t.Context(), "k", src, cloud.PutOptions{}); err == nil {
 		t.Fatal("Put with a failing reader succeeded")
 	}
@@ -204,7 +239,7 @@ func TestS3MissingBucket(t *testing.T) {
 	if !errors.Is(err, cloud.ErrNoBucket) {
 		t.Errorf("List of a missing bucket: %v, want ErrNoBucket", err)
 	}
-	err = s.Put(t.Context(), "k", strings.NewReader("x"), cloud.PutOptions{})
+	err = s.Put(t.Context(), "k", cloud.BytesBody([]byte("x")), cloud.PutOptions{})
 	if !errors.Is(err, cloud.ErrNoBucket) {
 		t.Errorf("Put into a missing bucket: %v, want ErrNoBucket", err)
 	}
@@ -427,7 +462,7 @@ func TestAzureRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Put(t.Context(), "k", strings.NewReader("hello"), cloud.PutOptions{Metadata: map[string]string{"sha256": "abc", "1st": "x"}}); err != nil {
+	if err := s.Put(t.Context(), "k", cloud.BytesBody([]byte("hello")), cloud.PutOptions{Metadata: map[string]string{"sha256": "abc", "1st": "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(puts) != 1 {
@@ -461,7 +496,7 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Put(t.Context(), "k", strings.NewReader("x"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(t.Context(), "k", cloud.BytesBody([]byte("x")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -25,13 +25,16 @@ import (
 // carry one of the sentinels below (or none); a missing bucket, container
 // or file:// root also carries ErrNoBucket.
 type Store interface {
-	// Put streams r to key. The object becomes visible under key only once
-	// it is stored in full; a failed or cancelled Put leaves nothing behind
-	// under that name. The size need not be known in advance. Memory is
-	// bounded by the part size and concurrency (see Options), whatever
-	// the object's size. A failure of r itself is returned wrapped
-	// ("reading source: ..."), so errors.Is finds r's error.
-	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) error
+	// Put streams body to key. The object becomes visible under key only
+	// once it is stored in full; a failed or cancelled Put leaves nothing
+	// behind under that name. The size need not be known in advance
+	// (Length -1). Memory is bounded by the part size and concurrency (see
+	// Options), whatever the object's size. A failure of body itself is
+	// returned wrapped ("reading source: ..."), so errors.Is finds body's
+	// error. Put reads body from where it stands and never rewinds it
+	// itself: only the retry wrapper does, between attempts (see
+	// WithRetry), so a provider or another wrapper may rely on one pass.
+	Put(ctx context.Context, key string, body Body, opts PutOptions) error
 
 	// Get opens key for reading. A missing key yields an error for which
 	// errors.Is(err, ErrNotFound) holds. It is GetRange(ctx, key, 0, -1).
@@ -76,8 +79,9 @@ type PutOptions struct {
 	// present, atomically where the provider supports conditional writes.
 	IfNotExists bool
 
-	// SizeHint is the expected size in bytes, or 0 when unknown. Providers
-	// with a part-count limit use it to choose a part size that fits.
+	// SizeHint is the expected size in bytes, or 0 when unknown (then the
+	// body's Length, if known, serves). Providers with a part-count limit
+	// use it to choose a part size that fits.
 	SizeHint int64
 }
 

@@ -16,7 +16,7 @@ import (
 // uncommitted blocks by itself after a week, so neither has one.
 //
 // Wrappers that change keys forward it (WithPrefix); the others are walked
-// through with Unwrap by SweepStale.
+// through with Unwrap (As) by SweepStale.
 type StaleSweeper interface {
 	// SweepStale looks at the leftovers of Puts of keys that start with
 	// prefix and removes those opts.Stale picks. A leftover that is
@@ -53,15 +53,8 @@ func SweepStale(ctx context.Context, s Store, prefix string, opts SweepOptions) 
 	if opts.Stale == nil {
 		return SweepResult{}, errors.New("sweep: no Stale function")
 	}
-	for cur := s; cur != nil; {
-		if sw, ok := cur.(StaleSweeper); ok {
-			return sw.SweepStale(ctx, prefix, opts)
-		}
-		u, ok := cur.(interface{ Unwrap() Store })
-		if !ok {
-			break
-		}
-		cur = u.Unwrap()
+	if sw, ok := As[StaleSweeper](s); ok {
+		return sw.SweepStale(ctx, prefix, opts)
 	}
 	return SweepResult{}, fmt.Errorf("sweep %T: %w", s, errors.ErrUnsupported)
 }

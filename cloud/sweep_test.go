@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -134,7 +133,7 @@ func TestFileSweepStale(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := t.Context()
-	if err := s.Put(ctx, "main/wals/0000000100000000/000000010000000000000001.zst", strings.NewReader("wal"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "main/wals/0000000100000000/000000010000000000000001.zst", cloud.BytesBody([]byte("wal")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-48 * time.Hour)

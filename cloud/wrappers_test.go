@@ -57,7 +57,7 @@ func kindOf(err error) error {
 	return nil
 }
 
-func (f *flaky) Put(ctx context.Context, key string, r io.Reader, opts cloud.PutOptions) error {
+func (f *flaky) Put(ctx context.Context, key string, r cloud.Body, opts cloud.PutOptions) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -127,7 +127,7 @@ func TestRetryTransient(t *testing.T) {
 	o.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
 	s := cloud.WithRetry(f, o)
 
-	if err := s.Put(ctx, "k", strings.NewReader("seekable"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "k", cloud.BytesBody([]byte("seekable")), cloud.PutOptions{}); err != nil {
 		t.Errorf("Put: %v", err)
 	}
 	if !slices.Equal(f.puts, []string{"seekable", "seekable", "seekable", "seekable"}) {
@@ -155,13 +155,11 @@ func TestRetryTransient(t *testing.T) {
 	}
 }
 
-func TestRetryPutSeeksBackToStart(t *testing.T) {
+// A body rewinds to where it began, not to offset 0 of its file.
+func TestRetryPutRewindsToStart(t *testing.T) {
 	f := newFlaky(2, errBlip)
 	s := cloud.WithRetry(f, fastRetry(time.Minute))
-	r := strings.NewReader("header|body")
-	if _, err := r.Seek(7, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
+	r := cloud.SectionBody(strings.NewReader("header|body"), 7, 4)
 	if err := s.Put(t.Context(), "k", r, cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,15 +168,15 @@ func TestRetryPutSeeksBackToStart(t *testing.T) {
 	}
 }
 
-func TestRetryPutNotSeekable(t *testing.T) {
+func TestRetryPutOneShot(t *testing.T) {
 	f := newFlaky(1, errBlip)
 	s := cloud.WithRetry(f, fastRetry(time.Minute))
-	err := s.Put(t.Context(), "k", struct{ io.Reader }{bytes.NewReader([]byte("once"))}, cloud.PutOptions{})
+	err := s.Put(t.Context(), "k", cloud.OneShotBody(bytes.NewReader([]byte("once"))), cloud.PutOptions{})
 	if !errors.Is(err, cloud.ErrTransient) {
 		t.Errorf("Put: %v, want the transient error (no retry)", err)
 	}
 	if f.calls["put"] != 1 {
-		t.Errorf("%d Put attempts with a non-seekable reader, want 1", f.calls["put"])
+		t.Errorf("%d Put attempts with a one-shot body, want 1", f.calls["put"])
 	}
 }
 
@@ -283,10 +281,10 @@ func TestPrefix(t *testing.T) {
 	root := cloud.Store(mustOpenFile(t))
 	ctx := t.Context()
 	sub := cloud.WithPrefix(root, "/tenant/a/")
-	if err := sub.Put(ctx, "x/1", strings.NewReader("one"), cloud.PutOptions{}); err != nil {
+	if err := sub.Put(ctx, "x/1", cloud.BytesBody([]byte("one")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := root.Put(ctx, "tenant/ab/x", strings.NewReader("neighbour"), cloud.PutOptions{}); err != nil {
+	if err := root.Put(ctx, "tenant/ab/x", cloud.BytesBody([]byte("neighbour")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := root.Stat(ctx, "tenant/a/x/1"); err != nil || a.Size != 3 {
@@ -302,7 +300,7 @@ func TestPrefix(t *testing.T) {
 	if !slices.Equal(got, []string{"x/1"}) {
 		t.Errorf("List through prefix = %q, want [x/1] (not the neighbour under tenant/ab)", got)
 	}
-	if err := sub.Put(ctx, "", strings.NewReader(""), cloud.PutOptions{}); err == nil {
+	if err := sub.Put(ctx, "", cloud.BytesBody([]byte("")), cloud.PutOptions{}); err == nil {
 		t.Error("Put of an empty key through a prefix succeeded")
 	}
 	if err := sub.Delete(ctx, "x/1"); err != nil {
@@ -320,7 +318,7 @@ func TestMetrics(t *testing.T) {
 	var m cloud.Metrics
 	s := cloud.WithMetrics(mustOpenFile(t), &m)
 	ctx := t.Context()
-	if err := s.Put(ctx, "a", strings.NewReader("12345"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(ctx, "a", cloud.BytesBody([]byte("12345")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := s.Get(ctx, "a")
@@ -347,13 +345,13 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestMetricsKeepsPutRetryable checks that counting does not hide a
-// reader's Seek, which WithRetry needs.
+// TestMetricsKeepsPutRetryable checks that counting keeps a body
+// rewindable, which WithRetry needs.
 func TestMetricsKeepsPutRetryable(t *testing.T) {
 	f := newFlaky(1, errBlip)
 	var m cloud.Metrics
 	s := cloud.WithMetrics(cloud.WithRetry(f, fastRetry(time.Minute)), &m)
-	if err := s.Put(t.Context(), "k", strings.NewReader("abc"), cloud.PutOptions{}); err != nil {
+	if err := s.Put(t.Context(), "k", cloud.BytesBody([]byte("abc")), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if f.calls["put"] != 2 || m.BytesPut.Load() != 6 {

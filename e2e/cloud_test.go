@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -91,7 +90,7 @@ func expectClass(t *testing.T, s cloud.Store, class error, write bool) {
 		t.Errorf("Get: %v, want %v", err, class)
 	}
 	if write {
-		err := s.Put(ctx, "some/key", bytes.NewReader([]byte("x")), cloud.PutOptions{})
+		err := s.Put(ctx, "some/key", cloud.BytesBody([]byte("x")), cloud.PutOptions{})
 		if !errors.Is(err, class) {
 			t.Errorf("Put: %v, want %v", err, class)
 		}

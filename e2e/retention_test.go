@@ -60,7 +60,7 @@ func openRetStore(t testing.TB, st harness.Store) cloud.Store {
 
 func retPut(t testing.TB, s cloud.Store, key, content string) {
 	t.Helper()
-	if err := s.Put(context.Background(), key, strings.NewReader(content), cloud.PutOptions{}); err != nil {
+	if err := s.Put(context.Background(), key, cloud.BytesBody([]byte(content)), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -247,6 +247,137 @@ func testRetentionSynthetic(t *testing.T, provider string) {
 	}
 }
 
+// Chains of incremental and differential backups, as records only (no
+// incremental backup is taken here): the real gbc-backup-delete and
+// gbc-backup-keep refuse to orphan an incremental, count full backups only,
+// keep a kept incremental's chain (its data, not its WAL), and delete
+// children before their parents.
+func TestRetentionChainSynthetic(t *testing.T) {
+	st := harness.NewStore(t, "file")
+	s := openRetStore(t, st)
+	now := time.Now().UTC().Truncate(time.Second)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	const day = 24 * time.Hour
+	on := func(b *catalog.Backup, typ string, parent *catalog.Backup) *catalog.Backup {
+		t.Helper()
+		b.Type, b.ParentID = typ, parent.ID
+		if err := catalog.Save(context.Background(), s, retLayout, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// f1 <- i1 <- i2, f1 <- d1; f2 <- i3; f3. WAL 1..24.
+	f1 := synthBackup(t, s, ago(6*day), catalog.StatusDone, 1, 2, 3)
+	i1 := on(synthBackup(t, s, ago(5*day), catalog.StatusDone, 1, 5, 6), catalog.TypeIncr, f1)
+	i2 := on(synthBackup(t, s, ago(4*day), catalog.StatusDone, 1, 8, 9), catalog.TypeIncr, i1)
+	d1 := on(synthBackup(t, s, ago(3*day+12*time.Hour), catalog.StatusDone, 1, 11, 12), catalog.TypeDiff, f1)
+	f2 := synthBackup(t, s, ago(3*day), catalog.StatusDone, 1, 14, 15)
+	i3 := on(synthBackup(t, s, ago(2*day), catalog.StatusDone, 1, 17, 18), catalog.TypeIncr, f2)
+	f3 := synthBackup(t, s, ago(1*day), catalog.StatusDone, 1, 20, 21)
+	all := []*catalog.Backup{f1, i1, i2, d1, f2, i3, f3}
+	for _, b := range all {
+		retPut(t, s, synthBackupFile(b), "backup label")
+	}
+	for n := uint64(1); n <= 24; n++ {
+		retPut(t, s, retLayout.WALKey(retSeg(1, n), "zst"), "wal")
+	}
+	report := func(flags ...string) prune.Report {
+		t.Helper()
+		out := mustGBC(t, st, "gbc-backup-delete", append([]string{"--format", "json"}, flags...), retServer)
+		var rep prune.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("JSON: %v\n%s", err, out)
+		}
+		return rep
+	}
+	idsOf := func(bs []prune.Backup) []string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	left := func() (base, walLeft []string) {
+		seen := map[string]bool{}
+		for _, k := range listKeys(t, s, retLayout.BaseRoot()) {
+			if id := strings.Split(strings.TrimPrefix(k, retLayout.BaseRoot()), "/")[0]; !seen[id] {
+				seen[id] = true
+				base = append(base, id)
+			}
+		}
+		return base, listKeys(t, s, retLayout.WALRoot())
+	}
+	walKeys := func(segs []uint64, backups ...*catalog.Backup) []string {
+		var out []string
+		for _, n := range segs {
+			out = append(out, retLayout.WALKey(retSeg(1, n), "zst"))
+		}
+		for _, b := range backups {
+			out = append(out, synthBackupFile(b))
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	// Deleting the full under a chain is refused, naming every dependent.
+	before := listKeys(t, s, "")
+	_, errOut, code := runGBC(t, st, "gbc-backup-delete", []string{"--backup-id", f1.ID}, retServer)
+	if code != exitConflict || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
+		!strings.Contains(errOut, i1.ID+", "+i2.ID+", "+d1.ID) || !strings.Contains(errOut, "--with-dependents") {
+		t.Errorf("delete of a full with dependents: exit %d, stderr %q", code, errOut)
+	}
+	// --dry-run --with-dependents shows all of them, children first.
+	if got, want := idsOf(report("--dry-run", "--with-dependents", "--backup-id", f1.ID).Deleted), []string{d1.ID, i2.ID, i1.ID, f1.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("dry run with dependents deletes %v, want %v", got, want)
+	}
+	if !reflect.DeepEqual(before, listKeys(t, s, "")) {
+		t.Fatal("a refusal or a dry run changed the store")
+	}
+
+	// Keep i2: the annotation is on it alone; f1 and i1 stay for it.
+	mustGBC(t, st, "gbc-backup-keep", []string{"--target", "standalone"}, retServer, i2.ID)
+	if got := strings.TrimSpace(mustGBC(t, st, "gbc-backup-keep", []string{"--status"}, retServer, f1.ID)); got != "none" {
+		t.Errorf("keep --status of f1 = %q, want none", got)
+	}
+	// REDUNDANCY 1 counts fulls: f3 stays; f2's chain goes, and so does
+	// d1 (built on f1, which stays for i2 only). WAL: f3's on, and i2's
+	// own range; not f1's or i1's.
+	rep := report("--retention-policy", "REDUNDANCY 1")
+	if got, want := idsOf(rep.Deleted), []string{d1.ID, i3.ID, f2.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("REDUNDANCY 1 deleted %v, want %v", got, want)
+	}
+	for _, d := range rep.Deleted {
+		if d.ID == d1.ID && (d.Type != catalog.TypeDiff || d.ParentID != f1.ID) {
+			t.Errorf("report of %s: type %q, parent %q; want diff on %s", d.ID, d.Type, d.ParentID, f1.ID)
+		}
+	}
+	for _, r := range rep.Retained {
+		if (r.ID == f1.ID || r.ID == i1.ID) && r.Reason != retention.ReasonKeptChain+" "+i2.ID {
+			t.Errorf("backup %s retained for %q, want %q", r.ID, r.Reason, retention.ReasonKeptChain+" "+i2.ID)
+		}
+	}
+	base, walLeft := left()
+	if want := []string{f1.ID, i1.ID, i2.ID, f3.ID}; !reflect.DeepEqual(base, want) {
+		t.Errorf("backups left %v, want %v", base, want)
+	}
+	if want := walKeys([]uint64{8, 9, 20, 21, 22, 23, 24}, f1, i1, i2, f3); !reflect.DeepEqual(walLeft, want) {
+		t.Errorf("WAL left:\n got %v\nwant %v", walLeft, want)
+	}
+
+	// Released, the chain can go by id with its dependents, children first.
+	mustGBC(t, st, "gbc-backup-keep", []string{"--release"}, retServer, i2.ID)
+	if got, want := idsOf(report("--with-dependents", "--backup-id", f1.ID).Deleted), []string{i2.ID, i1.ID, f1.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("delete with dependents deleted %v, want %v", got, want)
+	}
+	base, walLeft = left()
+	if want := []string{f3.ID}; !reflect.DeepEqual(base, want) {
+		t.Errorf("backups left %v, want %v", base, want)
+	}
+	if want := walKeys([]uint64{20, 21, 22, 23, 24}, f3); !reflect.DeepEqual(walLeft, want) {
+		t.Errorf("WAL left:\n got %v\nwant %v", walLeft, want)
+	}
+}
+
 // A backup in progress (its STARTED record, which gbc-backup writes before
 // pg_backup_start with a lower bound of its begin WAL) keeps every WAL from
 // its begin on, even below the remaining DONE backups; once its record is
@@ -354,7 +485,7 @@ func fillRetentionBench(b *testing.B, provider string, n int) (harness.Store, []
 					return
 				}
 				key := retLayout.WALKey(retSeg(1, uint64(i)), "zst")
-				if err := s.Put(context.Background(), key, strings.NewReader(body), cloud.PutOptions{}); err != nil {
+				if err := s.Put(context.Background(), key, cloud.BytesBody([]byte(body)), cloud.PutOptions{}); err != nil {
 					select {
 					case errc <- err:
 					default:

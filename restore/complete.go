@@ -153,7 +153,7 @@ func escapeMapPath(p string) string {
 func (r *run) writeManifest(ctx context.Context, newMap []byte) error {
 	b := r.o.Backup
 	if b.ManifestKey == "" {
-		r.logf("backup %s has no backup_manifest: pg_verifybackup cannot check this restore", b.ID)
+		r.emit(NoManifest{BackupID: b.ID})
 		return nil
 	}
 	f, err := r.data.root.OpenFile(manifestName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -161,11 +161,22 @@ func (r *run) writeManifest(ctx context.Context, newMap []byte) error {
 		return fmt.Errorf("write %s: %w", manifestName, err)
 	}
 	err = r.stream(ctx, b.ManifestKey, b.ManifestSHA256, b.ManifestStoredSize, func(src io.Reader) error {
-		if newMap == nil {
+		if newMap == nil && r.comb == nil {
 			_, err := io.CopyBuffer(struct{ io.Writer }{f}, src, make([]byte, 256<<10))
 			return err
 		}
-		return patchManifest(f, src, tablespaceMap, newMap)
+		return rewriteManifest(f, src, func(line []byte) ([]byte, error) {
+			if r.comb != nil {
+				var err error
+				if line, err = r.rewriteIncrementalEntry(line); err != nil {
+					return nil, err
+				}
+			}
+			if newMap != nil {
+				return patchEntry(line, tablespaceMap, newMap)
+			}
+			return line, nil
+		})
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr

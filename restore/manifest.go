@@ -21,6 +21,12 @@ import (
 // and pg_verifybackup checks: one file entry per line, and the checksum
 // alone on the last line, covering every byte before that line.
 func patchManifest(dst io.Writer, src io.Reader, name string, content []byte) error {
+	return rewriteManifest(dst, src, func(line []byte) ([]byte, error) { return patchEntry(line, name, content) })
+}
+
+// rewriteManifest copies a backup_manifest with every line passed through
+// fix, and the Manifest-Checksum recomputed.
+func rewriteManifest(dst io.Writer, src io.Reader, fix func(line []byte) ([]byte, error)) error {
 	in := bufio.NewReaderSize(src, 64<<10)
 	out := bufio.NewWriterSize(dst, 64<<10)
 	sum := sha256.New()
@@ -34,8 +40,9 @@ func patchManifest(dst io.Writer, src io.Reader, name string, content []byte) er
 				}
 				return out.Flush()
 			}
-			if line, err = patchEntry(line, name, content); err != nil {
-				return err
+			var ferr error
+			if line, ferr = fix(line); ferr != nil {
+				return ferr
 			}
 			if _, err := w.Write(line); err != nil {
 				return err

@@ -28,6 +28,9 @@ type Options struct {
 	Store  cloud.Store
 	Layout catalog.Layout
 	Backup *catalog.Backup
+	// Chain is what an incremental Backup needs (see Chain): Backup, its
+	// parent, and so on down to a full backup. Empty for a full backup.
+	Chain []*catalog.Backup
 	// Dest is the new data directory: missing or empty.
 	Dest string
 	// Relocate maps a tablespace name or OID to a new location; the other
@@ -39,9 +42,9 @@ type Options struct {
 	Recovery *RecoveryConfig
 	// SyncMethod is SyncFsync (the default, for "") or SyncSyncfs.
 	SyncMethod string
-	// Logf reports progress and Warnf trouble that the restore got over;
-	// nil is silent.
-	Logf, Warnf func(format string, args ...any)
+	// Events receives progress and the trouble the restore got over (see
+	// Event); nil is silent.
+	Events func(Event)
 }
 
 // Result says what a restore did.
@@ -99,13 +102,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if b.Status != catalog.StatusDone {
 		return nil, fmt.Errorf("backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
 	}
-	logf, warnf := o.Logf, o.Warnf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if err := checkChain(o); err != nil {
+		return nil, err
 	}
-	if warnf == nil {
-		warnf = logf
-	}
+	emit := emitter(o.Events)
 	places, err := Plan(b, o.Dest, o.Relocate)
 	if err != nil {
 		return nil, err
@@ -153,20 +153,34 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer watch.close()
 
 	res := &Result{Tablespaces: places}
-	r := &run{o: o, logf: logf, warnf: warnf, res: res, roots: map[string]*extractor{}}
+	r := &run{o: o, emit: emit, res: res, roots: map[string]*extractor{}}
 	defer r.close()
 	if err := r.openRoots(places); err != nil {
 		return nil, err
+	}
+	if b.Kind() != catalog.TypeFull {
+		r.comb = newCombiner()
+		for oid, x := range r.roots {
+			x.comb, x.tablespace = r.comb, oid
+		}
 	}
 	start := time.Now()
 	if err := r.restoreParts(ctx); err != nil {
 		return nil, incomplete(o.Dest, err)
 	}
+	if r.comb != nil {
+		if err := r.restoreOlder(ctx); err != nil {
+			return nil, incomplete(o.Dest, err)
+		}
+		if err := r.comb.finish(); err != nil {
+			return nil, incomplete(o.Dest, err)
+		}
+	}
 	if err := r.complete(ctx, places); err != nil {
 		return nil, incomplete(o.Dest, err)
 	}
 	res.Write = time.Since(start)
-	logf("wrote %d files, %s in %s (%s/s); making them durable", res.Files, mib(res.Bytes), res.Write.Round(time.Millisecond), mib(perSecond(res.Bytes, res.Write)))
+	emit(Written{Files: res.Files, Bytes: res.Bytes, Elapsed: res.Write})
 
 	start = time.Now()
 	// syncfs first: one bulk flush, where an fsync per small file would
@@ -329,11 +343,12 @@ func (e *BusyError) Error() string {
 // run is the state of one restore.
 type run struct {
 	o     Options
-	logf  func(string, ...any)
-	warnf func(string, ...any)
+	emit  func(Event)
 	res   *Result
 	data  *extractor
 	roots map[string]*extractor // by tablespace OID; "" is the data directory
+	// comb combines the chain of an incremental backup; nil for a full.
+	comb *combiner
 }
 
 func (r *run) openRoots(places []Placement) error {
@@ -422,7 +437,7 @@ func (r *run) restorePart(ctx context.Context, p catalog.Part) (extractStats, er
 			return err
 		})
 		if err == nil {
-			r.logf("restored part %s: %d files, %s", p.Key, st.Files, mib(st.Bytes))
+			r.emit(PartRestored{Key: p.Key, Files: st.Files, Bytes: st.Bytes})
 			return st, nil
 		}
 		// The store retries failed requests, not a connection that
@@ -432,7 +447,7 @@ func (r *run) restorePart(ctx context.Context, p catalog.Part) (extractStats, er
 		if !errors.As(err, &dl) || attempt >= partAttempts || ctx.Err() != nil {
 			return st, fmt.Errorf("part %s: %w", p.Key, err)
 		}
-		r.warnf("part %s: %v; restoring it again (attempt %d of %d)", p.Key, err, attempt+1, partAttempts)
+		r.emit(PartRetry{Key: p.Key, Err: err, Attempt: attempt + 1, Attempts: partAttempts})
 		if rerr := x.remove(st.Created); rerr != nil {
 			return st, fmt.Errorf("part %s: %w (and removing its files for another attempt: %v)", p.Key, err, rerr)
 		}
@@ -545,13 +560,4 @@ func (t *readTracker) Read(p []byte) (int, error) {
 
 func checksumError(got, want string) error {
 	return fmt.Errorf("checksum mismatch: the stored bytes have sha256 %s, the record says %s: the backup in the store is damaged", got, want)
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func perSecond(n int64, d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64(float64(n) / d.Seconds())
 }

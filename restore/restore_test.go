@@ -109,7 +109,7 @@ type fixture struct {
 // put stores data under key.
 func (f *fixture) put(t *testing.T, key string, data []byte) {
 	t.Helper()
-	if err := f.store.Put(context.Background(), key, bytes.NewReader(data), cloud.PutOptions{}); err != nil {
+	if err := f.store.Put(context.Background(), key, cloud.BytesBody(data), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.stored[key] = data
@@ -447,12 +447,22 @@ func TestRunRetriesABrokenDownload(t *testing.T) {
 	fs := &flakyStore{Store: f.store, key: p.Key, size: len(raw)}
 	o := f.options(filepath.Join(tmp, "data"))
 	o.Store = fs
-	var warned []string
-	o.Warnf = func(format string, args ...any) { warned = append(warned, fmt.Sprintf(format, args...)) }
+	var (
+		mu     sync.Mutex
+		warned []string
+	)
+	o.Events = func(ev Event) {
+		if r, ok := ev.(PartRetry); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			warned = append(warned, fmt.Sprintf("part %s: %v; attempt %d of %d", r.Key, r.Err, r.Attempt, r.Attempts))
+		}
+	}
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if fs.broke != 1 || len(warned) != 1 || !strings.Contains(warned[0], "connection reset") || !strings.Contains(warned[0], "download") {
+	if fs.broke != 1 || len(warned) != 1 || !strings.Contains(warned[0], "connection reset") || !strings.Contains(warned[0], "download") ||
+		!strings.Contains(warned[0], "attempt 2 of 3") {
 		t.Fatalf("broke %d times, warnings %q", fs.broke, warned)
 	}
 	if b, err := os.ReadFile(filepath.Join(tmp, "data", "global/pg_control")); err != nil || string(b) != "control" {

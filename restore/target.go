@@ -114,6 +114,18 @@ func (t Target) CheckStandby() error {
 	return nil
 }
 
+// CheckFor is Check for a restore that starts a standby (standby true) or
+// not: CheckStandby first, whose refusal says more to one who asked for a
+// standby than Check's "--target-action needs a recovery target".
+func (t Target) CheckFor(standby bool) error {
+	if standby {
+		if err := t.CheckStandby(); err != nil {
+			return err
+		}
+	}
+	return t.Check()
+}
+
 // Reachable tells whether recovery from b can reach the target. Only time,
 // LSN and timeline can be compared with a backup; a target before the end of
 // the backup would make PostgreSQL stop with "requested recovery stop point

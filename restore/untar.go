@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gbc-backup/gbc/pg"
 )
 
 // extractor writes tar streams into one directory tree (the data directory
@@ -33,6 +35,12 @@ type extractor struct {
 	mu sync.Mutex
 	// dirFDs holds the open directories files are created in.
 	dirFDs map[string]*os.File
+	// comb, for the newest backup of an incremental chain, receives its
+	// INCREMENTAL files; tablespace is the tree's OID ("" for the data
+	// directory).
+	comb       *combiner
+	tablespace string
+
 	// dirs remembers each directory's mode and time, applied once every
 	// file is in place: writing into a directory changes its time, and a
 	// read-only mode would stop the writes.
@@ -78,6 +86,14 @@ func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
 		case tar.TypeDir:
 			err = x.mkdir(name, h)
 		case tar.TypeReg:
+			if rel, ok := pg.FromIncrementalName(name); ok && x.comb != nil {
+				var n int64
+				n, err = x.comb.incremental(x, rel, manifestPath(x.tablespace, rel), h, tr, buf)
+				st.Created = append(st.Created, rel)
+				st.Files++
+				st.Bytes += n
+				break
+			}
 			var n int64
 			var created string
 			created, n, err = x.writeFile(name, h, tr, buf)

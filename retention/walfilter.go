@@ -2,6 +2,7 @@ package retention
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/gbc-backup/gbc/catalog"
@@ -24,7 +25,7 @@ type posRange struct{ first, last pos }
 // The rule: a segment (or .partial file) is obsolete when its position is
 // before the floor, the begin WAL of the oldest remaining backup that needs
 // all WAL after it, on every timeline, unless it lies within the begin..end
-// range of a standalone-kept backup. History files are never obsolete; a
+// range of a backup kept standalone (or built on one, see NewWALFilter). History files are never obsolete; a
 // .backup file goes with its backup.
 //
 // Why positions and not (timeline, position): a backup needs only WAL from
@@ -53,15 +54,27 @@ type WALFilter struct {
 // that are deleted. now and orphanAge tell a live STARTED record (whose WAL
 // is protected) from a dead one (see Entry.Live), as in Decide.
 //
-// The floor is the lowest begin WAL among the remaining DONE backups
-// without a standalone keep (kept "full" ones included: everything after
-// them stays) and the live STARTED ones. When there is none, it is the
-// highest begin WAL of the deleted DONE backups and of the standalone-kept
-// ones, as barman does: a backup whose STARTED record is not written yet
-// begins after all of these, so the WAL it needs is after them too. When
-// there is none of those either, nothing is deleted.
-func NewWALFilter(remaining, deleted []Entry, now time.Time, orphanAge time.Duration) *WALFilter {
+// What each remaining DONE backup needs:
+//   - kept standalone: its begin..end WAL;
+//   - in dataOnly (it stays only because a remaining backup is built on
+//     it; Plan.DataOnly) and without a keep of its own: none, since the
+//     backups built on it need their own WAL only, not their parents';
+//   - built on a kept backup, without a keep of its own: what the nearest
+//     kept backup below it needs, standalone or full (it is kept with it);
+//   - any other: all WAL from its begin on.
+//
+// The floor is the lowest begin WAL among the backups that need all WAL
+// from their begin (kept "full" ones included: everything after them
+// stays) and the live STARTED ones. When there is none, it is the highest
+// begin WAL of the deleted DONE backups and of those that need their own
+// range only, as barman does: a backup whose STARTED record is not written
+// yet begins after all of these, so the WAL it needs is after them too.
+// When there is none of those either, nothing is deleted.
+func NewWALFilter(remaining, deleted []Entry, dataOnly map[string]bool, now time.Time, orphanAge time.Duration) *WALFilter {
 	f := &WALFilter{startSegs: map[string]bool{}, dropBackupFiles: map[string]bool{}}
+	sorted := append([]Entry(nil), remaining...)
+	sort.Slice(sorted, func(i, j int) bool { return newer(sorted[i], sorted[j]) })
+	c := newChains(sorted)
 	var anchors, fallback []*catalog.Backup
 	for _, e := range remaining {
 		r := e.Record
@@ -76,7 +89,16 @@ func NewWALFilter(remaining, deleted []Entry, now time.Time, orphanAge time.Dura
 		}
 		switch r.Status {
 		case catalog.StatusDone:
-			if r.Keep == catalog.KeepStandalone {
+			keep := r.Keep
+			if keep == "" {
+				if dataOnly[e.ID] {
+					continue
+				}
+				if k := c.keptAncestor(e.ID); k != "" {
+					keep = c.byID[k].Record.Keep
+				}
+			}
+			if keep == catalog.KeepStandalone {
 				if rg, ok := walRange(r); ok {
 					f.protect = append(f.protect, rg)
 					fallback = append(fallback, r)

@@ -206,18 +206,18 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 
 	var (
 		d        *digest
-		body     io.ReadSeeker // nil: too large to buffer, compress on the fly
+		body     cloud.Body // nil: too large to buffer, compress on the fly
 		bodySize int64
 	)
 	switch {
 	case p.codec.Ext() == "":
 		d, err = hashOpen(f, size)
-		body, bodySize = io.NewSectionReader(f, 0, size), size
+		body, bodySize = cloud.SectionBody(f, 0, size), size
 	case size <= cmp.Or(p.bufLimit, bufferLimit):
 		var buf *bytes.Buffer
 		buf, d, err = p.compressToMemory(f, size)
 		if buf != nil {
-			body, bodySize = bytes.NewReader(buf.Bytes()), int64(buf.Len())
+			body, bodySize = cloud.BytesBody(buf.Bytes()), int64(buf.Len())
 		}
 	default:
 		d, err = hashOpen(f, size)
@@ -286,9 +286,9 @@ func (p pusher) compressToMemory(f *os.File, size int64) (*bytes.Buffer, *digest
 	return buf, d, nil
 }
 
-// recompressor reads the compressed form of a file, produced on the fly
-// through a pipe, so that segments too large to buffer still stream in
-// bounded memory. Rewinding to the start (what the store's retries do)
+// recompressor is the compressed form of a file as a cloud.Body, produced
+// on the fly through a pipe, so that segments too large to buffer still
+// stream in bounded memory. Rewinding it (what the store's retries do)
 // restarts compression from the file's start, so a failed upload can be
 // retried without a temporary file.
 type recompressor struct {
@@ -297,7 +297,6 @@ type recompressor struct {
 	codec compress.Codec
 	level int
 	pr    *io.PipeReader
-	off   int64
 }
 
 func (r *recompressor) Read(p []byte) (int, error) {
@@ -315,24 +314,17 @@ func (r *recompressor) Read(p []byte) (int, error) {
 			pw.CloseWithError(err)
 		}()
 	}
-	n, err := r.pr.Read(p)
-	r.off += int64(n)
-	return n, err
+	return r.pr.Read(p)
 }
 
-// Seek supports only what a retry needs: telling the offset and going back
-// to the start.
-func (r *recompressor) Seek(offset int64, whence int) (int64, error) {
-	switch {
-	case offset == 0 && whence == io.SeekCurrent:
-		return r.off, nil
-	case offset == 0 && whence == io.SeekStart:
-		r.Close()
-		r.off = 0
-		return 0, nil
-	}
-	return r.off, errors.New("compressed stream: can only rewind to the start")
+// Rewind implements cloud.Body: compression starts again.
+func (r *recompressor) Rewind() error {
+	return r.Close()
 }
+
+// Length implements cloud.Body: the compressed size is known only at the
+// end.
+func (r *recompressor) Length() int64 { return -1 }
 
 // Close stops the compressor goroutine, if one runs.
 func (r *recompressor) Close() error {

@@ -107,7 +107,7 @@ func TestRestoreRefusesAnotherSegmentsObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyKey := testLayout.WALKey("000000010000000000000060", codec(t, "zstd").Ext())
-	err = store.Put(ctx, copyKey, rc, cloud.PutOptions{Metadata: attrs.Metadata})
+	err = store.Put(ctx, copyKey, cloud.OneShotBody(rc), cloud.PutOptions{Metadata: attrs.Metadata})
 	rc.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -289,7 +289,7 @@ func TestArchiveComparesObjectsWithoutChecksum(t *testing.T) {
 	name := "000000010000000000000009"
 	data := segContent(t, name, testSegSize, 9)
 	// As another tool would store it: no gbc metadata.
-	if err := st.store(t).Put(ctx, testLayout.WALKey(name, ""), bytes.NewReader(data), cloud.PutOptions{}); err != nil {
+	if err := st.store(t).Put(ctx, testLayout.WALKey(name, ""), cloud.BytesBody(data), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), name)
@@ -350,16 +350,12 @@ func TestArchiveLargeSegment(t *testing.T) {
 // rewinds it as the store's retry wrapper does.
 type flakyPut struct{ cloud.Store }
 
-func (f flakyPut) Put(ctx context.Context, key string, r io.Reader, opts cloud.PutOptions) error {
-	s := r.(io.ReadSeeker)
-	if off, err := s.Seek(0, io.SeekCurrent); err != nil || off != 0 {
-		return fmt.Errorf("tell: %d, %v", off, err)
-	}
-	if _, err := io.CopyN(io.Discard, s, 1000); err != nil {
+func (f flakyPut) Put(ctx context.Context, key string, r cloud.Body, opts cloud.PutOptions) error {
+	if _, err := io.CopyN(io.Discard, r, 1000); err != nil {
 		return err
 	}
-	if _, err := s.Seek(0, io.SeekStart); err != nil {
-		return err
+	if err := r.Rewind(); err != nil {
+		return fmt.Errorf("rewind: %v", err)
 	}
 	return f.Store.Put(ctx, key, r, opts)
 }
@@ -430,7 +426,7 @@ func TestRestoreDetectsDamage(t *testing.T) {
 	zw.Write(segContent(t, name, testSegSize, 14))
 	zw.Close()
 	st.store(t).Delete(ctx, key)
-	if err := st.store(t).Put(ctx, key, &buf, cloud.PutOptions{Metadata: a.Metadata}); err != nil {
+	if err := st.store(t).Put(ctx, key, cloud.BytesBody(buf.Bytes()), cloud.PutOptions{Metadata: a.Metadata}); err != nil {
 		t.Fatal(err)
 	}
 	dest := t.TempDir()
@@ -776,7 +772,7 @@ func TestCheckArchive(t *testing.T) {
 	if f, err := CheckArchive(ctx, store, catalog.Layout{Server: "other"}, 0); err != nil || f != nil {
 		t.Fatalf("another server: %+v, %v", f, err)
 	}
-	store.Put(ctx, testLayout.WALRoot()+"junk.txt", strings.NewReader("x"), cloud.PutOptions{})
+	store.Put(ctx, testLayout.WALRoot()+"junk.txt", cloud.BytesBody([]byte("x")), cloud.PutOptions{})
 	if f, err := CheckArchive(ctx, store, testLayout, 3); !errors.Is(err, ErrArchiveInUse) || f.Name != "" {
 		t.Fatalf("foreign object: %+v, %v", f, err)
 	}

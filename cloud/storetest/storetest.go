@@ -57,6 +57,7 @@ func Run(t *testing.T, s cloud.Store, opts Options) {
 	t.Run("BatchDelete", func(t *testing.T) { testBatchDelete(t, st) })
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, st) })
 	t.Run("FailingReader", func(t *testing.T) { testFailingReader(t, st, 1<<10) })
+	t.Run("SectionBody", func(t *testing.T) { testSectionBody(t, st) })
 	t.Run("CancelAtEOF", func(t *testing.T) { testCancel(t, st, 64<<10, true) })
 	t.Run("CancelMidway", func(t *testing.T) { testCancel(t, st, 64<<10, false) })
 	t.Run("ManyKeys", func(t *testing.T) {
@@ -115,7 +116,7 @@ func cleanup(t *testing.T, st cloud.Store) {
 
 func put(t *testing.T, st cloud.Store, key, content string, opts cloud.PutOptions) {
 	t.Helper()
-	if err := st.Put(t.Context(), key, strings.NewReader(content), opts); err != nil {
+	if err := st.Put(t.Context(), key, cloud.BytesBody([]byte(content)), opts); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }
@@ -266,7 +267,7 @@ func testMetadata(t *testing.T, st cloud.Store) {
 	}
 	// Keys outside [a-z0-9] are refused before anything is stored.
 	for _, bad := range []string{"Upper", "with-dash", "under_score", ""} {
-		err := st.Put(t.Context(), "meta/bad", strings.NewReader("x"), cloud.PutOptions{Metadata: map[string]string{bad: "v"}})
+		err := st.Put(t.Context(), "meta/bad", cloud.BytesBody([]byte("x")), cloud.PutOptions{Metadata: map[string]string{bad: "v"}})
 		if err == nil {
 			t.Errorf("Put with metadata key %q succeeded, want an error", bad)
 		}
@@ -384,7 +385,7 @@ func testRange(t *testing.T, st cloud.Store) {
 func testRangeOneVersion(t *testing.T, st cloud.Store) {
 	const key, size = "range/versions", 4 << 20
 	old := bytes.Repeat([]byte("o"), size)
-	if err := st.Put(t.Context(), key, bytes.NewReader(old), cloud.PutOptions{}); err != nil {
+	if err := st.Put(t.Context(), key, cloud.BytesBody(old), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := st.GetRange(t.Context(), key, 1, -1)
@@ -396,7 +397,7 @@ func testRangeOneVersion(t *testing.T, st cloud.Store) {
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(t.Context(), key, bytes.NewReader(bytes.Repeat([]byte("n"), size)), cloud.PutOptions{}); err != nil {
+	if err := st.Put(t.Context(), key, cloud.BytesBody(bytes.Repeat([]byte("n"), size)), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(rc)
@@ -415,7 +416,7 @@ func testIfNotExists(t *testing.T, st cloud.Store) {
 	ctx := t.Context()
 	const key = "ifnotexists/obj"
 	put(t, st, key, "original", cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"v": "1"}})
-	err := st.Put(ctx, key, strings.NewReader("intruder"), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"v": "2"}})
+	err := st.Put(ctx, key, cloud.BytesBody([]byte("intruder")), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"v": "2"}})
 	if !errors.Is(err, cloud.ErrExists) {
 		t.Fatalf("second Put with IfNotExists: err = %v, want ErrExists", err)
 	}
@@ -444,7 +445,7 @@ func testIfNotExistsRace(t *testing.T, st cloud.Store) {
 	for i := range writers {
 		wg.Go(func() {
 			content := strings.Repeat(fmt.Sprintf("writer %d ", i), 1000)
-			err := st.Put(t.Context(), key, strings.NewReader(content), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"writer": fmt.Sprint(i)}})
+			err := st.Put(t.Context(), key, cloud.BytesBody([]byte(content)), cloud.PutOptions{IfNotExists: true, Metadata: map[string]string{"writer": fmt.Sprint(i)}})
 			switch {
 			case err == nil:
 				mu.Lock()
@@ -539,7 +540,7 @@ func testBatchDelete(t *testing.T, st cloud.Store) {
 
 func testInvalidKeys(t *testing.T, st cloud.Store) {
 	for _, k := range []string{"", "/abs", "trailing/", "a//b", "../up", "a/../b", "a/./b", ".hidden", "dir/.hidden", "ctl\x01", "back\\slash", "a#b", "a?b", "a%20b", `a"b`, "x__0x41__y"} {
-		err := st.Put(t.Context(), k, strings.NewReader("x"), cloud.PutOptions{})
+		err := st.Put(t.Context(), k, cloud.BytesBody([]byte("x")), cloud.PutOptions{})
 		if err == nil {
 			t.Errorf("Put(%q) succeeded, want an error", k)
 			continue
@@ -579,7 +580,8 @@ func testLarge(t *testing.T, st cloud.Store, size int64) {
 	const key = "large/object.bin"
 	want := sha256.New()
 	start := time.Now()
-	src := struct{ io.Reader }{io.TeeReader(newPRNG(1, size), want)}
+	// Of unknown length, read once: the providers' multipart paths.
+	src := cloud.OneShotBody(io.TeeReader(newPRNG(1, size), want))
 	if err := st.Put(t.Context(), key, src, cloud.PutOptions{}); err != nil {
 		t.Fatalf("Put %d bytes: %v", size, err)
 	}
@@ -635,11 +637,30 @@ func (f failingReader) Read(b []byte) (int, error) {
 
 func testFailingReader(t *testing.T, st cloud.Store, size int64) {
 	key := fmt.Sprintf("fail/%d", size)
-	err := st.Put(t.Context(), key, failingReader{newPRNG(2, size)}, cloud.PutOptions{})
+	err := st.Put(t.Context(), key, cloud.OneShotBody(failingReader{newPRNG(2, size)}), cloud.PutOptions{})
 	if !errors.Is(err, errSource) {
 		t.Fatalf("Put with failing reader: err = %v, want the reader's error", err)
 	}
 	wantGone(t, st, key)
+}
+
+// testSectionBody stores a byte range of a "file", and refuses to store a
+// range that the file ends before: a shorter object would pass for whole.
+func testSectionBody(t *testing.T, st cloud.Store) {
+	file := bytes.NewReader([]byte(strings.Repeat("0123456789", 100)))
+	const key = "section/ok"
+	if err := st.Put(t.Context(), key, cloud.SectionBody(file, 105, 500), cloud.PutOptions{}); err != nil {
+		t.Fatalf("Put of a section: %v", err)
+	}
+	if got, want := get(t, st, key), strings.Repeat("5678901234", 50); got != want {
+		t.Errorf("stored section %q..., want %q...", got[:min(len(got), 20)], want[:20])
+	}
+	const short = "section/short"
+	err := st.Put(t.Context(), short, cloud.SectionBody(file, 900, 200), cloud.PutOptions{})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Put of a section past the end of its file: err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	wantGone(t, st, short)
 }
 
 // cancellingReader cancels the Put's context after n bytes; then it either
@@ -669,7 +690,7 @@ func testCancel(t *testing.T, st cloud.Store, size int64, atEOF bool) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- st.Put(ctx, key, &cancellingReader{r: newPRNG(3, size), cancel: cancel, atEOF: atEOF}, cloud.PutOptions{})
+		done <- st.Put(ctx, key, cloud.OneShotBody(&cancellingReader{r: newPRNG(3, size), cancel: cancel, atEOF: atEOF}), cloud.PutOptions{})
 	}()
 	select {
 	case err := <-done:
@@ -692,7 +713,7 @@ func testManyKeys(t *testing.T, st cloud.Store, n int) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for _, k := range want {
-		g.Go(func() error { return st.Put(gctx, k, strings.NewReader(k), cloud.PutOptions{}) })
+		g.Go(func() error { return st.Put(gctx, k, cloud.BytesBody([]byte(k)), cloud.PutOptions{}) })
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatalf("Put: %v", err)

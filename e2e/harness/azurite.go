@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // Azurite's well-known development account (documented by Microsoft; not a
@@ -61,7 +62,7 @@ func startAzuriteOnce(dir string) (*AzureServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := pgrun.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -78,21 +79,21 @@ func startAzuriteOnce(dir string) (*AzureServer, error) {
 	start := time.Now()
 	// azurite-blob is a node script: exec'ing it makes node this very
 	// process (env execs node in place), so the PID killed is node's own.
-	s.p, err = startProc(procSpec{
-		name: "azurite-blob",
-		path: bin,
-		args: []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port), "--location", ws,
+	s.p, err = startProc(pgrun.ProcessSpec{
+		Name: "azurite-blob",
+		Path: bin,
+		Args: []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port), "--location", ws,
 			"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"},
-		env:     os.Environ(),
-		dir:     dir,
-		logPath: filepath.Join(dir, "azurite.log"),
+		Env:     os.Environ(),
+		Dir:     dir,
+		LogPath: filepath.Join(dir, "azurite.log"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Any HTTP answer means it listens; without credentials Azurite
 	// answers 403 (or 400).
-	err = waitFor(context.Background(), s.p, 90*time.Second, func(ctx context.Context) error {
+	err = pgrun.WaitFor(context.Background(), s.p.Process, 90*time.Second, func(ctx context.Context) error {
 		_, err := httpStatus(ctx, s.Endpoint+"?comp=list")
 		return err
 	})

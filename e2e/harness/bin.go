@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // CommandTimeout bounds one RunGBC call.
@@ -159,17 +161,17 @@ type Result struct {
 // RunGBCWith is RunGBC with options, returning timing and peak memory too.
 func RunGBCWith(t testing.TB, opts RunOptions, args ...string) Result {
 	t.Helper()
-	var cred *syscall.Credential
+	var as *pgrun.User // nil: the current user
 	if opts.AsPG {
 		var err error
-		if cred, err = pgCredential(); err != nil {
+		if as, err = pgUser(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return runGBC(t, cred, opts, args)
+	return runGBC(t, as, opts, args)
 }
 
-func runGBC(t testing.TB, cred *syscall.Credential, opts RunOptions, args []string) Result {
+func runGBC(t testing.TB, as *pgrun.User, opts RunOptions, args []string) Result {
 	t.Helper()
 	if len(args) == 0 {
 		t.Fatal("harness: RunGBC needs a command name")
@@ -189,7 +191,8 @@ func runGBC(t testing.TB, cred *syscall.Credential, opts RunOptions, args []stri
 	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.Dir = opts.Dir
 	cmd.Stdin = opts.Stdin
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	as.Apply(cmd)
 	// Kill the whole group on timeout, not only the direct child.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out, errb bytes.Buffer

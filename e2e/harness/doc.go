@@ -90,6 +90,10 @@
 //
 // # PostgreSQL
 //
+// Package pgrun does the work (finding the programs, initdb, starting,
+// waiting, stopping, the unprivileged user); the harness adds t.Fatal, a
+// connection pool and the gbc commands' environment.
+//
 // StartPostgres runs initdb (-A trust -U postgres, UTF8, C locale),
 // appends wal_level=replica, max_wal_senders=10, fsync=off, small
 // shared_buffers, archive settings and PGOptions.Settings to

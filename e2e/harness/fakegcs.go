@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // GCSServer is a running fake-gcs-server (in-memory backend).
@@ -54,7 +56,7 @@ func startFakeGCSOnce(dir string) (*GCSServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := pgrun.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -63,19 +65,19 @@ func startFakeGCSOnce(dir string) (*GCSServer, error) {
 	start := time.Now()
 	// Without -public-host, XML-API reads (what the Go client uses) fail
 	// with "object doesn't exist".
-	s.p, err = startProc(procSpec{
-		name: "fake-gcs-server",
-		path: bin,
-		args: []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
+	s.p, err = startProc(pgrun.ProcessSpec{
+		Name: "fake-gcs-server",
+		Path: bin,
+		Args: []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
 			"-backend", "memory", "-external-url", s.Endpoint, "-public-host", host, "-log-level", "warn"},
-		env:     os.Environ(),
-		dir:     dir,
-		logPath: filepath.Join(dir, "fake-gcs-server.log"),
+		Env:     os.Environ(),
+		Dir:     dir,
+		LogPath: filepath.Join(dir, "fake-gcs-server.log"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = waitFor(context.Background(), s.p, 60*time.Second, func(ctx context.Context) error {
+	err = pgrun.WaitFor(context.Background(), s.p.Process, 60*time.Second, func(ctx context.Context) error {
 		return httpOK(ctx, s.Endpoint+"/storage/v1/b?project=test")
 	})
 	if err != nil {

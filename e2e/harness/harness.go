@@ -1,11 +1,8 @@
 package harness
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,7 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // registry is the one piece of package-level state: the servers and files
@@ -27,7 +25,7 @@ type registry struct {
 	seq        atomic.Int64
 
 	mu      sync.Mutex
-	procs   map[*proc]struct{}
+	procs   map[*pgrun.Process]struct{}
 	dirs    []string // removed by Main after the run
 	stopped bool
 
@@ -35,11 +33,11 @@ type registry struct {
 	azurite lazy[*AzureServer]
 	gcs     lazy[*GCSServer]
 	bins    lazy[string]
-	pgUser  lazy[*osUser]
-	pgBin   lazy[string]
+	pgUser  lazy[*pgrun.User]
+	pg      lazy[*pgrun.Install]
 }
 
-var reg = &registry{procs: map[*proc]struct{}{}}
+var reg = &registry{procs: map[*pgrun.Process]struct{}{}}
 
 // lazy is a value computed once, error included, so that a server that
 // failed to start is not retried (and waited for) by every later test.
@@ -85,7 +83,7 @@ func Main(m *testing.M) {
 func (r *registry) shutdown(dumpLogs bool) {
 	r.mu.Lock()
 	r.stopped = true
-	procs := make([]*proc, 0, len(r.procs))
+	procs := make([]*pgrun.Process, 0, len(r.procs))
 	for p := range r.procs {
 		procs = append(procs, p)
 	}
@@ -94,28 +92,32 @@ func (r *registry) shutdown(dumpLogs bool) {
 	r.mu.Unlock()
 	for _, p := range procs {
 		if dumpLogs {
-			if tail := p.logTail(50); tail != "" {
-				fmt.Fprintf(os.Stderr, "--- last lines of %s log (%s) ---\n%s\n", p.name, p.logPath, tail)
+			if tail := p.LogTail(50); tail != "" {
+				fmt.Fprintf(os.Stderr, "--- last lines of %s log (%s) ---\n%s\n", p.Name(), p.LogPath(), tail)
 			}
 		}
-		p.kill()
+		p.Kill()
 	}
 	for _, d := range dirs {
 		_ = os.RemoveAll(d)
 	}
 }
 
-func (r *registry) track(p *proc) error {
+// track registers a started process, so that shutdown kills it; one
+// started while shutting down is killed at once.
+func (r *registry) track(p *pgrun.Process) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.stopped {
+		r.mu.Unlock()
+		p.Kill()
 		return errors.New("harness is shutting down")
 	}
 	r.procs[p] = struct{}{}
+	r.mu.Unlock()
 	return nil
 }
 
-func (r *registry) untrack(p *proc) {
+func (r *registry) untrack(p *pgrun.Process) {
 	r.mu.Lock()
 	delete(r.procs, p)
 	r.mu.Unlock()
@@ -172,23 +174,15 @@ func lookTool(name string) (string, error) {
 	return "", fmt.Errorf("harness: %s not found in PATH: %s", name, toolsHint)
 }
 
-// errPortInUse: a server could not bind the port FreePort chose, because
-// something else took it in between (another test binary, or an outgoing
-// connection's ephemeral port).
-var errPortInUse = errors.New("port taken before the server could bind it")
-
-// portTaken matches the bind failures of PostgreSQL, MinIO, node and Go.
-var portTaken = regexp.MustCompile(`(?i)already in use|EADDRINUSE|could not bind`)
-
 // portAttempts is how many free ports a server start tries.
 const portAttempts = 3
 
 // withPortRetry runs start again, on a new port, when the port it picked
-// was taken.
+// was taken (pgrun.WaitFor reports that as pgrun.ErrPortInUse).
 func withPortRetry[T any](start func() (T, error)) (T, error) {
 	for i := 1; ; i++ {
 		v, err := start()
-		if err == nil || !errors.Is(err, errPortInUse) || i == portAttempts {
+		if err == nil || !errors.Is(err, pgrun.ErrPortInUse) || i == portAttempts {
 			return v, err
 		}
 	}
@@ -197,20 +191,11 @@ func withPortRetry[T any](start func() (T, error)) (T, error) {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
+	p, err := pgrun.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("harness: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // UniqueName returns a name unique in this test binary, made of lower-case
@@ -271,7 +256,11 @@ func sharedTempDir(pattern string) (string, error) {
 	if err := os.Chmod(d, 0o755); err != nil {
 		return "", fmt.Errorf("harness: chmod %s: %w", d, err)
 	}
-	if err := chownToPG(d, false); err != nil {
+	u, err := pgUser()
+	if err == nil {
+		err = u.Chown(d)
+	}
+	if err != nil {
 		return "", err
 	}
 	return d, nil
@@ -279,71 +268,3 @@ func sharedTempDir(pattern string) (string, error) {
 
 // keep reports whether GBC_E2E_KEEP asks to leave test directories behind.
 func keep() bool { return os.Getenv("GBC_E2E_KEEP") != "" }
-
-// waitFor polls ready until it returns nil, the process exits, or timeout.
-func waitFor(ctx context.Context, p *proc, timeout time.Duration, ready func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	delay := 20 * time.Millisecond
-	for {
-		err := ready(ctx)
-		if err == nil && p != nil {
-			// Another server may answer on a port ours failed to bind:
-			// ours would be exiting by now.
-			time.Sleep(50 * time.Millisecond)
-			if p.exited() {
-				err = errors.New("exited")
-			}
-		}
-		if err == nil {
-			return nil
-		}
-		if p != nil {
-			select {
-			case <-p.done:
-				tail := p.logTail(30)
-				err := fmt.Errorf("%s exited before it was ready (%v); log tail:\n%s", p.name, p.exitErr, tail)
-				if portTaken.MatchString(tail) {
-					err = fmt.Errorf("%w: %w", errPortInUse, err)
-				}
-				return err
-			default:
-			}
-		}
-		select {
-		case <-ctx.Done():
-			msg := ""
-			if p != nil {
-				msg = "; log tail:\n" + p.logTail(30)
-			}
-			return fmt.Errorf("not ready after %v: %v%s", timeout, err, msg)
-		case <-time.After(delay):
-		}
-		if delay < 250*time.Millisecond {
-			delay *= 2
-		}
-	}
-}
-
-// tailFile returns the last n lines of a file, or "" when unreadable.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	// Read at most the last 256 KiB: enough for 50 lines of any log.
-	if st, err := f.Stat(); err == nil && st.Size() > 256<<10 {
-		_, _ = f.Seek(st.Size()-256<<10, 0)
-	}
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // S3Region is the region every S3 test server and client uses.
@@ -63,11 +64,11 @@ func startMinIOOnce(dir string) (*S3Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := pgrun.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cport, err := freePort()
+	cport, err := pgrun.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -93,18 +94,18 @@ func startMinIOOnce(dir string) (*S3Server, error) {
 		"MINIO_CI_CD=on",
 	)
 	start := time.Now()
-	s.p, err = startProc(procSpec{
-		name:    "minio",
-		path:    bin,
-		args:    []string{"server", data, "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:" + strconv.Itoa(cport)},
-		env:     env,
-		dir:     dir,
-		logPath: filepath.Join(dir, "minio.log"),
+	s.p, err = startProc(pgrun.ProcessSpec{
+		Name:    "minio",
+		Path:    bin,
+		Args:    []string{"server", data, "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:" + strconv.Itoa(cport)},
+		Env:     env,
+		Dir:     dir,
+		LogPath: filepath.Join(dir, "minio.log"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = waitFor(context.Background(), s.p, 60*time.Second, func(ctx context.Context) error {
+	err = pgrun.WaitFor(context.Background(), s.p.Process, 60*time.Second, func(ctx context.Context) error {
 		return httpOK(ctx, s.Endpoint+"/minio/health/live")
 	})
 	if err != nil {

@@ -41,14 +41,14 @@ func StartPrivateStore(t testing.TB, provider string) *PrivateStore {
 	}
 	// Registered after the start's own cleanup, so it runs first: a
 	// stopped process must be resumed before it can be killed cleanly.
-	t.Cleanup(func() { _ = ps.p.signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = ps.p.Signal(syscall.SIGCONT) })
 	return &ps
 }
 
 // Pause stops the server's process (SIGSTOP).
 func (s *PrivateStore) Pause(t testing.TB) {
 	t.Helper()
-	if err := s.p.signal(syscall.SIGSTOP); err != nil {
+	if err := s.p.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,7 +56,7 @@ func (s *PrivateStore) Pause(t testing.TB) {
 // Resume lets a paused server go on (SIGCONT).
 func (s *PrivateStore) Resume(t testing.TB) {
 	t.Helper()
-	if err := s.p.signal(syscall.SIGCONT); err != nil {
+	if err := s.p.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/gbc-backup/gbc/pgrun"
 )
 
 // TestPortTakenDetected: a real server that cannot bind its port is
-// reported as errPortInUse, the case withPortRetry retries.
+// reported as pgrun.ErrPortInUse, the case withPortRetry retries.
 func TestPortTakenDetected(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,20 +24,20 @@ func TestPortTakenDetected(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	bin := LookTool(t, "fake-gcs-server")
 	dir := t.TempDir()
-	p, err := startProc(procSpec{
-		name: "fake-gcs-server", path: bin, env: os.Environ(), dir: dir,
-		args:    []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-backend", "memory"},
-		logPath: filepath.Join(dir, "log"),
+	p, err := startProc(pgrun.ProcessSpec{
+		Name: "fake-gcs-server", Path: bin, Env: os.Environ(), Dir: dir,
+		Args:    []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-backend", "memory"},
+		LogPath: filepath.Join(dir, "log"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.kill()
-	err = waitFor(context.Background(), p, 30*time.Second, func(ctx context.Context) error {
+	err = pgrun.WaitFor(context.Background(), p.Process, 30*time.Second, func(ctx context.Context) error {
 		return errors.New("never ready") // the listener is not a GCS server
 	})
-	if !errors.Is(err, errPortInUse) {
-		t.Fatalf("waitFor = %v, want errPortInUse", err)
+	if !errors.Is(err, pgrun.ErrPortInUse) {
+		t.Fatalf("WaitFor = %v, want ErrPortInUse", err)
 	}
 }
 

@@ -5,17 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gbc-backup/gbc/pgrun"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -51,7 +48,8 @@ type PGOptions struct {
 // Cluster is a running (or stopped) PostgreSQL server owned by one test.
 // It runs as PGUser (never root), listens on 127.0.0.1:Port and on a unix
 // socket in SocketDir, trusts every local connection, and is stopped and
-// removed when the test ends.
+// removed when the test ends. pgrun runs it; the Cluster adds the test's
+// view (t.Fatal, a connection pool, the gbc commands' environment).
 type Cluster struct {
 	DataDir   string
 	Port      int
@@ -62,9 +60,11 @@ type Cluster struct {
 
 	opts PGOptions
 	base string // per-cluster temp dir: socket, log, HOME
+	pg   *pgrun.Install
+	user *pgrun.User
 
 	mu      sync.Mutex
-	p       *proc
+	srv     *pgrun.Server // the last start; nil before the first
 	pool    *pgxpool.Pool
 	started bool // once: the port is then fixed
 }
@@ -79,39 +79,37 @@ func StartPostgres(t testing.TB, opts PGOptions) *Cluster {
 	t.Helper()
 	c := newCluster(t, opts)
 	c.DataDir = filepath.Join(c.base, "data")
-	args := []string{"-D", c.DataDir, "-A", "trust", "-U", PGSuperuser, "-E", "UTF8", "--locale=C",
-		"--no-sync", "--no-instructions"}
-	if opts.DataChecksums {
-		args = append(args, "--data-checksums")
+	start := time.Now()
+	err := c.pg.InitDB(context.Background(), c.user, c.DataDir, pgrun.InitOptions{
+		Superuser:        PGSuperuser,
+		WALSegmentSizeMB: opts.WALSegmentSizeMB,
+		DataChecksums:    opts.DataChecksums,
+		Env:              c.serverEnv(),
+	})
+	if err != nil {
+		t.Fatalf("harness: %v", err)
 	}
-	if opts.WALSegmentSizeMB != 0 {
-		args = append(args, "--wal-segsize="+strconv.Itoa(opts.WALSegmentSizeMB))
-	}
-	c.Run(t, "initdb", args...)
-	conf := []string{
-		"# written by the gbc e2e harness",
-		"listen_addresses = '127.0.0.1'",
-		fmt.Sprintf("port = %d", c.Port),
-		"unix_socket_directories = " + pgQuote(c.SocketDir),
-		"wal_level = replica",
-		"max_wal_senders = 10",
-		"max_replication_slots = 10",
-		"max_connections = 50",
-		"shared_buffers = '32MB'",
-		"fsync = off",
-		"log_line_prefix = '%m [%p] '",
+	t.Logf("$ initdb -D %s  # %v", c.DataDir, time.Since(start).Round(time.Millisecond))
+	conf := map[string]string{
+		"wal_level":             "replica",
+		"max_wal_senders":       "10",
+		"max_replication_slots": "10",
+		"max_connections":       "50",
+		"shared_buffers":        "32MB",
+		"fsync":                 "off",
+		"log_line_prefix":       "%m [%p] ",
 	}
 	mode := opts.ArchiveMode
 	if mode == "" && opts.ArchiveCommand != "" {
 		mode = "on"
 	}
 	if mode != "" {
-		conf = append(conf, "archive_mode = "+pgQuote(mode))
+		conf["archive_mode"] = mode
 	}
 	if opts.ArchiveCommand != "" {
-		conf = append(conf, "archive_command = "+pgQuote(opts.ArchiveCommand))
+		conf["archive_command"] = opts.ArchiveCommand
 	}
-	c.appendConf(t, conf)
+	c.appendConf(t, "written by the gbc e2e harness", conf)
 	c.Start(t)
 	return c
 }
@@ -144,26 +142,15 @@ func StartPostgresFrom(t testing.TB, dataDir string, opts PGOptions) *Cluster {
 		t.Fatalf("harness: %v", err)
 	}
 	c.DataDir = abs
-	if err := os.Chmod(c.DataDir, 0o700); err != nil {
-		t.Fatalf("harness: chmod data directory: %v", err)
-	}
-	ChownToPG(t, c.DataDir)
-	// Tablespaces are symlinks in pg_tblspc: their targets need the same.
-	links, _ := filepath.Glob(filepath.Join(c.DataDir, "pg_tblspc", "*"))
-	for _, l := range links {
-		if target, err := filepath.EvalSymlinks(l); err == nil {
-			ChownToPG(t, target)
-		}
-	}
-	var conf []string
+	conf := map[string]string{}
 	if opts.ArchiveMode != "" {
-		conf = append(conf, "archive_mode = "+pgQuote(opts.ArchiveMode))
+		conf["archive_mode"] = opts.ArchiveMode
 	}
 	if opts.ArchiveCommand != "" {
-		conf = append(conf, "archive_command = "+pgQuote(opts.ArchiveCommand))
+		conf["archive_command"] = opts.ArchiveCommand
 	}
 	if len(conf) > 0 || len(opts.Settings) > 0 {
-		c.appendConf(t, append([]string{"# added by the gbc e2e harness"}, conf...))
+		c.appendConf(t, "added by the gbc e2e harness", conf)
 	}
 	c.Start(t)
 	return c
@@ -192,29 +179,42 @@ func (c *Cluster) WaitReplayed(t testing.TB, lsn string, timeout time.Duration) 
 	for c.QueryString(t, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn) != "t" {
 		if time.Now().After(deadline) {
 			t.Fatalf("harness: standby has not replayed up to %s after %v (at %s); log tail:\n%s",
-				lsn, timeout, c.QueryString(t, "SELECT pg_last_wal_replay_lsn()"), tailFile(c.LogPath, 30))
+				lsn, timeout, c.QueryString(t, "SELECT pg_last_wal_replay_lsn()"), pgrun.Tail(c.LogPath, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// pgInstall finds PostgreSQL once per test binary: $GBC_PG_BINDIR, else
+// `pg_config --bindir`, else PATH.
+func pgInstall() (*pgrun.Install, error) {
+	return reg.pg.get(func() (*pgrun.Install, error) {
+		inst, err := pgrun.Find(os.Getenv("GBC_PG_BINDIR"))
+		if err != nil {
+			return nil, fmt.Errorf("harness: %w; install the PostgreSQL 15 server (Debian: postgresql-15; "+
+				"scripts/test-deps.sh does it) or set GBC_PG_BINDIR", err)
+		}
+		if err := inst.Require("initdb"); err != nil {
+			return nil, fmt.Errorf("harness: %w", err)
+		}
+		return inst, nil
+	})
+}
+
 func newCluster(t testing.TB, opts PGOptions) *Cluster {
 	t.Helper()
-	bindir, err := pgBinDir()
+	inst, err := pgInstall()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pgCredential(); err != nil {
+	u, err := pgUser()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 2 * time.Minute
 	}
-	c := &Cluster{BinDir: bindir, opts: opts, Port: opts.Port}
-	c.Version, err = pgMajor(bindir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &Cluster{BinDir: inst.BinDir, Version: inst.Major, opts: opts, Port: opts.Port, pg: inst, user: u}
 	c.base = tempDir(t, "gbc-pg-")
 	c.SocketDir = c.base
 	if len(c.SocketDir) > 80 {
@@ -226,77 +226,23 @@ func newCluster(t testing.TB, opts PGOptions) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("last lines of the PostgreSQL log %s:\n%s", c.LogPath, tailFile(c.LogPath, 50))
+			t.Logf("last lines of the PostgreSQL log %s:\n%s", c.LogPath, pgrun.Tail(c.LogPath, 50))
 		}
 		c.halt()
 	})
 	return c
 }
 
-// appendConf appends lines, then opts.Settings, to postgresql.conf.
-func (c *Cluster) appendConf(t testing.TB, lines []string) {
+// appendConf appends settings, then opts.Settings (which win), to
+// postgresql.conf.
+func (c *Cluster) appendConf(t testing.TB, comment string, settings map[string]string) {
 	t.Helper()
-	keys := make([]string, 0, len(c.opts.Settings))
-	for k := range c.opts.Settings {
-		keys = append(keys, k)
+	for k, v := range c.opts.Settings {
+		settings[k] = v
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		lines = append(lines, k+" = "+pgQuote(c.opts.Settings[k]))
-	}
-	path := filepath.Join(c.DataDir, "postgresql.conf")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	if err := pgrun.AppendConf(filepath.Join(c.DataDir, "postgresql.conf"), comment, settings); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("harness: write %s: %v", path, err)
-	}
-}
-
-// pgQuote quotes a postgresql.conf value.
-func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// pgBinDir finds PostgreSQL's programs: $GBC_PG_BINDIR, else
-// `pg_config --bindir`, else the directory of initdb in PATH.
-func pgBinDir() (string, error) {
-	return reg.pgBin.get(func() (string, error) {
-		hint := "install the PostgreSQL 15 server (Debian: postgresql-15; scripts/test-deps.sh does it) or set GBC_PG_BINDIR"
-		if d := os.Getenv("GBC_PG_BINDIR"); d != "" {
-			if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
-				return "", fmt.Errorf("harness: GBC_PG_BINDIR=%s has no initdb: %w", d, err)
-			}
-			return d, nil
-		}
-		if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-			d := strings.TrimSpace(string(out))
-			if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-				return d, nil
-			}
-		}
-		if p, err := exec.LookPath("initdb"); err == nil {
-			return filepath.Dir(p), nil
-		}
-		return "", fmt.Errorf("harness: PostgreSQL not found (no GBC_PG_BINDIR, no pg_config, no initdb in PATH): %s", hint)
-	})
-}
-
-var pgVersionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-func pgMajor(bindir string) (int, error) {
-	out, err := exec.Command(filepath.Join(bindir, "postgres"), "--version").Output()
-	if err != nil {
-		return 0, fmt.Errorf("harness: postgres --version: %w", err)
-	}
-	m := pgVersionRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("harness: cannot read the version in %q", out)
-	}
-	return strconv.Atoi(string(m[1]))
 }
 
 // serverEnv is the environment of the server and of every tool run as
@@ -343,7 +289,7 @@ func (c *Cluster) Start(t testing.TB) {
 		}
 		// A first start on a port of our choosing may pick another one;
 		// a restart keeps the port the test knows.
-		if !errors.Is(err, errPortInUse) || c.started || c.opts.Port != 0 || i == portAttempts {
+		if !errors.Is(err, pgrun.ErrPortInUse) || c.started || c.opts.Port != 0 || i == portAttempts {
 			t.Fatal(err)
 		}
 		c.Port = FreePort(t)
@@ -353,48 +299,33 @@ func (c *Cluster) Start(t testing.TB) {
 func (c *Cluster) start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.p != nil && !c.p.exited() {
+	if c.srv != nil && !c.srv.Exited() {
 		return errors.New("harness: PostgreSQL is already running")
 	}
 	start := time.Now()
-	p, err := startProc(procSpec{
-		name: "postgres",
-		path: filepath.Join(c.BinDir, "postgres"),
-		args: []string{"-D", c.DataDir, "-p", strconv.Itoa(c.Port), "-k", c.SocketDir,
-			"-c", "listen_addresses=127.0.0.1"},
-		env:       c.serverEnv(),
-		dir:       c.base,
-		logPath:   c.LogPath,
-		asPG:      true,
-		pdeathsig: syscall.SIGQUIT, // immediate shutdown if the test binary dies
+	srv, err := pgrun.Start(context.Background(), pgrun.Config{
+		Install:      c.pg,
+		User:         c.user,
+		DataDir:      c.DataDir,
+		Port:         c.Port,
+		SocketDir:    c.SocketDir,
+		Listen:       "127.0.0.1",
+		LogPath:      c.LogPath,
+		Env:          c.serverEnv(),
+		Dir:          c.base,
+		Superuser:    PGSuperuser,
+		StartTimeout: c.opts.StartTimeout,
+		// Before the first start: a directory a gbc command run as root
+		// may have restored.
+		Chown: !c.started,
 	})
 	if err != nil {
+		return fmt.Errorf("harness: %w", err)
+	}
+	if err := reg.track(srv.Process()); err != nil {
 		return err
 	}
-	c.p = p
-	err = waitFor(context.Background(), p, c.opts.StartTimeout, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.ConnString())
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		// Make sure it is this cluster, not another one on a port ours
-		// could not bind.
-		var dir string
-		if err := conn.QueryRow(ctx, "SHOW data_directory").Scan(&dir); err != nil {
-			return err
-		}
-		if dir != c.DataDir {
-			return fmt.Errorf("port %d is served by another cluster (%s)", c.Port, dir)
-		}
-		return nil
-	})
-	if err != nil {
-		p.kill()
-		return fmt.Errorf("harness: PostgreSQL on port %d: %w", c.Port, err)
-	}
+	c.srv = srv
 	logStart("PostgreSQL", c.DataDir, start)
 	return nil
 }
@@ -402,7 +333,7 @@ func (c *Cluster) start() error {
 // Stop shuts the server down (fast mode: SIGINT) and waits for it.
 func (c *Cluster) Stop(t testing.TB) {
 	t.Helper()
-	if err := c.stop(syscall.SIGINT, 2*time.Minute); err != nil {
+	if err := c.stop(func(s *pgrun.Server) error { return s.Stop(2 * time.Minute) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -411,12 +342,7 @@ func (c *Cluster) Stop(t testing.TB) {
 // The next Start goes through crash recovery.
 func (c *Cluster) Kill(t testing.TB) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closePool()
-	if c.p != nil {
-		c.p.kill()
-	}
+	_ = c.stop(func(s *pgrun.Server) error { s.Kill(); return nil })
 }
 
 // Restart stops and starts the server.
@@ -430,7 +356,7 @@ func (c *Cluster) Restart(t testing.TB) {
 func (c *Cluster) Running() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.p != nil && !c.p.exited()
+	return c.srv != nil && !c.srv.Exited()
 }
 
 // WaitExit waits for the server to stop by itself (e.g. a recovery target
@@ -438,9 +364,9 @@ func (c *Cluster) Running() bool {
 func (c *Cluster) WaitExit(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	c.mu.Lock()
-	p := c.p
+	srv := c.srv
 	c.mu.Unlock()
-	if p != nil && !p.wait(timeout) {
+	if srv != nil && !srv.WaitExit(timeout) {
 		t.Fatalf("harness: PostgreSQL still running after %v", timeout)
 	}
 	c.mu.Lock()
@@ -448,32 +374,27 @@ func (c *Cluster) WaitExit(t testing.TB, timeout time.Duration) {
 	c.mu.Unlock()
 }
 
-func (c *Cluster) stop(sig syscall.Signal, timeout time.Duration) error {
+// stop closes the pool and stops the server with how (a pgrun.Server
+// method), which leaves nothing of it running.
+func (c *Cluster) stop(how func(*pgrun.Server) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closePool()
-	if c.p == nil {
+	if c.srv == nil {
 		return nil
 	}
-	if c.p.exited() {
-		c.p.kill() // forget it; kill any leftover backend
-		return nil
+	err := how(c.srv)
+	reg.untrack(c.srv.Process())
+	if err != nil {
+		return fmt.Errorf("harness: %w", err)
 	}
-	if err := c.p.signal(sig); err != nil {
-		return err
-	}
-	if !c.p.wait(timeout) {
-		c.p.kill()
-		return fmt.Errorf("harness: PostgreSQL did not stop within %v (killed); log tail:\n%s", timeout, tailFile(c.LogPath, 30))
-	}
-	c.p.kill() // reap leftovers of the group, if any
 	return nil
 }
 
 // halt stops the server at the end of the test: immediate shutdown, then
 // SIGKILL.
 func (c *Cluster) halt() {
-	if err := c.stop(syscall.SIGQUIT, 15*time.Second); err != nil {
+	if err := c.stop((*pgrun.Server).Halt); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 }
@@ -614,7 +535,7 @@ func (c *Cluster) WaitArchived(t testing.TB, walName string, timeout time.Durati
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("harness: %s not archived after %v: last archived %s, %d failures, last failed %s at %s; log tail:\n%s",
-				walName, timeout, deref(last), nfail, deref(failed), deref(failedAt), tailFile(c.LogPath, 30))
+				walName, timeout, deref(last), nfail, deref(failed), deref(failedAt), pgrun.Tail(c.LogPath, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -623,12 +544,14 @@ func (c *Cluster) WaitArchived(t testing.TB, walName string, timeout time.Durati
 // WaitRecovered waits until the server has left recovery (promoted).
 func (c *Cluster) WaitRecovered(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for c.QueryString(t, "SELECT pg_is_in_recovery()") != "f" {
-		if time.Now().After(deadline) {
-			t.Fatalf("harness: still in recovery after %v; log tail:\n%s", timeout, tailFile(c.LogPath, 30))
-		}
-		time.Sleep(100 * time.Millisecond)
+	c.mu.Lock()
+	srv := c.srv
+	c.mu.Unlock()
+	if srv == nil {
+		t.Fatal("harness: WaitRecovered on a cluster never started")
+	}
+	if err := srv.WaitRecovered(context.Background(), timeout); err != nil {
+		t.Fatalf("harness: %v", err)
 	}
 }
 
@@ -656,71 +579,4 @@ func NewEmptyDataDir(t testing.TB) string {
 	}
 	ChownToPG(t, d)
 	return d
-}
-
-// Command prepares a PostgreSQL program (from BinDir, else PATH) to run as
-// PGUser with the server's environment (so PGHOST etc. point at this
-// cluster), in its own process group. Use it when the test wants the exit
-// status; Run for the common case.
-func (c *Cluster) Command(t testing.TB, name string, args ...string) *exec.Cmd {
-	t.Helper()
-	path := filepath.Join(c.BinDir, name)
-	if _, err := os.Stat(path); err != nil {
-		if path, err = exec.LookPath(name); err != nil {
-			t.Fatalf("harness: %s is neither in %s nor in PATH", name, c.BinDir)
-		}
-	}
-	cred, err := pgCredential()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Env = c.serverEnv()
-	cmd.Dir = c.base
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
-	return cmd
-}
-
-// Run runs a PostgreSQL program (pg_verifybackup, pg_amcheck, psql,
-// initdb...) as PGUser against this cluster and returns its combined
-// output. A non-zero exit fails the test.
-func (c *Cluster) Run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	cmd := c.Command(t, name, args...)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("harness: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	t.Logf("$ %s %s  # %v", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
-	return string(out)
-}
-
-// PgBench runs pgbench against this cluster, e.g. PgBench(t, "-i", "-s",
-// "5") or PgBench(t, "-c", "4", "-T", "10").
-func (c *Cluster) PgBench(t testing.TB, args ...string) string {
-	t.Helper()
-	return c.Run(t, "pgbench", args...)
-}
-
-// RunGBC runs a gbc command as PGUser, the way PostgreSQL or the DBA's cron
-// job would, in the cluster's directory, with this cluster's libpq
-// variables (PGHOST, PGPORT...) and its Env, plus env. See the package
-// RunGBC.
-func (c *Cluster) RunGBC(t testing.TB, env []string, args ...string) (stdout, stderr string, exitCode int) {
-	t.Helper()
-	r := c.RunGBCWith(t, RunOptions{Env: env}, args...)
-	return r.Stdout, r.Stderr, r.ExitCode
-}
-
-// RunGBCWith is Cluster.RunGBC with options; AsPG is implied, and Dir
-// defaults to the cluster's directory.
-func (c *Cluster) RunGBCWith(t testing.TB, opts RunOptions, args ...string) Result {
-	t.Helper()
-	opts.AsPG = true
-	opts.Env = append(append(append([]string{"HOME=" + c.base}, c.Env()...), c.opts.Env...), opts.Env...)
-	if opts.Dir == "" {
-		opts.Dir = c.base
-	}
-	return RunGBCWith(t, opts, args...)
 }

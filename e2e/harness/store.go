@@ -73,7 +73,7 @@ func startForTest[T any](t testing.TB, pattern, what string, start func(dir stri
 	t.Cleanup(func() {
 		p := procOf(s)
 		if t.Failed() {
-			t.Logf("last lines of the %s log:\n%s", what, p.logTail(50))
+			t.Logf("last lines of the %s log:\n%s", what, p.LogTail(50))
 		}
 		p.kill()
 	})

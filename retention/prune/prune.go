@@ -8,7 +8,10 @@
 //     the record is gone the backup no longer exists for list, restore or
 //     retention, so a crash between the two steps leaves only unreferenced
 //     parts, which the next run cleans up as orphans; the reverse order
-//     could leave a DONE record whose parts are missing.
+//     could leave a DONE record whose parts are missing. Backups go in
+//     the plan's order, each after every backup built on it, and one that
+//     stays (skipped) holds the backups it is built on: no run, however
+//     it ends, leaves an incremental backup without its parent.
 //
 //     A snapshot backup's provider snapshots are the exception: they go
 //     before the record. The record is the only reference to them, so a
@@ -69,11 +72,15 @@ const (
 
 // Options tell Run what to delete.
 type Options struct {
-	Policy        *retention.Policy // nil: no policy
-	Target        string            // id, name, latest or oldest: one backup to delete
-	MinRedundancy int
-	OrphanAge     time.Duration
-	DryRun        bool
+	Policy *retention.Policy // nil: no policy
+	Target string            // id, name, latest or oldest: one backup to delete
+	// WithDependents deletes with Target the backups built on it
+	// (incremental or differential, directly or not); without it such a
+	// Target is refused.
+	WithDependents bool
+	MinRedundancy  int
+	OrphanAge      time.Duration
+	DryRun         bool
 	// Now is the time the decision is made at; zero means time.Now().
 	Now         time.Time
 	BatchSize   int // keys per Delete; 0 means DefaultBatchSize
@@ -121,6 +128,8 @@ type Backup struct {
 	Name      string     `json:"name,omitempty"`
 	Status    string     `json:"status"` // DONE, FAILED, STARTED; ORPHAN without a record; UNREADABLE
 	Keep      string     `json:"keep,omitempty"`
+	Type      string     `json:"type,omitempty"`      // full, incr or diff; empty without a record
+	ParentID  string     `json:"parent_id,omitempty"` // the backup an incr or diff is built on
 	Timeline  uint32     `json:"timeline,omitempty"`
 	BeginTime *time.Time `json:"begin_time,omitempty"`
 	EndTime   *time.Time `json:"end_time,omitempty"`
@@ -205,7 +214,7 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		return rep, err
 	}
 	plan, err := retention.Decide(retention.Input{
-		Entries: entries, Policy: opt.Policy, Target: opt.Target,
+		Entries: entries, Policy: opt.Policy, Target: opt.Target, WithDependents: opt.WithDependents,
 		MinRedundancy: opt.MinRedundancy, OrphanAge: opt.OrphanAge, Now: opt.Now,
 	})
 	if err != nil {
@@ -216,12 +225,35 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		rep.Retained = append(rep.Retained, reportBackup(r.Entry, r.Reason))
 	}
 
-	// 1. Backups, each record first (after its snapshots). A backup whose
-	// snapshots cannot be deleted stays whole; the others, and the WAL
-	// that the catalog, read again, no longer needs, are still deleted.
+	// 1. Backups, each record first (after its snapshots), in the plan's
+	// order: what is built on a backup goes before it. A backup whose
+	// snapshots cannot be deleted stays whole, and so does every backup it
+	// is built on (held); the others, and the WAL that the catalog, read
+	// again, no longer needs, are still deleted.
 	var deleted []retention.Entry
 	var kept []error
+	held := map[string]string{} // id -> the backup built on it that stays
+	parentOf := map[string]string{}
 	for _, d := range plan.Delete {
+		if d.Record != nil {
+			parentOf[d.ID] = d.Record.ParentID
+		}
+	}
+	hold := func(id string) { // each parent names the child that stays
+		for c, p := id, parentOf[id]; p != "" && held[p] == ""; c, p = p, parentOf[p] {
+			held[p] = c
+		}
+	}
+	for _, d := range plan.Delete {
+		if by := held[d.ID]; by != "" && !opt.DryRun {
+			b := reportBackup(d.Entry, d.Reason)
+			b.Objects, b.Bytes = 0, 0
+			b.Reason = fmt.Sprintf("backup %s, built on it, was not deleted; run again to reconsider it", by)
+			rep.Skipped = append(rep.Skipped, b)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("backup %s not deleted: %s", d.ID, b.Reason))
+			hold(d.ID)
+			continue
+		}
 		if opt.DryRun {
 			rep.Deleted = append(rep.Deleted, reportBackup(d.Entry, d.Reason))
 			rep.Objects += d.Objects
@@ -239,6 +271,7 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		if skip != "" {
 			b.Reason = skip
 			rep.Skipped = append(rep.Skipped, b)
+			hold(d.ID)
 			if err != nil {
 				kept = append(kept, err)
 				continue
@@ -258,7 +291,8 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 		if err != nil {
 			return rep, errors.Join(append(kept, err)...)
 		}
-		again := retention.NewWALFilter(fresh, deleted, time.Now(), opt.OrphanAge)
+		again := retention.NewWALFilter(fresh, deleted, plan.DataOnly, time.Now(), opt.OrphanAge)
+		rep.Notes = append(rep.Notes, orphanedChildren(fresh, deleted)...)
 		if again.Off() != "" {
 			rep.WAL.Off = again.Off()
 			rep.Notes = append(rep.Notes, "no WAL is deleted: "+again.Off())
@@ -279,6 +313,23 @@ func Run(ctx context.Context, s cloud.Store, l catalog.Layout, opt Options) (*Re
 	// 3. Leftovers of killed uploads.
 	err = sweepStale(ctx, s, l, opt, plan, rep)
 	return rep, errors.Join(append(kept, err)...)
+}
+
+// orphanedChildren warns of backups that name a deleted backup as their
+// parent: started on top of it after the catalog was read (the store
+// offers no compare-and-swap to prevent that), they cannot be restored.
+func orphanedChildren(fresh, deleted []retention.Entry) []string {
+	gone := map[string]bool{}
+	for _, e := range deleted {
+		gone[e.ID] = true
+	}
+	var notes []string
+	for _, e := range fresh {
+		if e.Record != nil && gone[e.Record.ParentID] && !gone[e.ID] {
+			notes = append(notes, fmt.Sprintf("backup %s was started on top of backup %s while it was being deleted, and cannot be restored: delete it, and take a full backup", e.ID, e.Record.ParentID))
+		}
+	}
+	return notes
 }
 
 // sweepStale removes the leftovers of killed uploads under the server's
@@ -579,6 +630,7 @@ func reportBackup(e retention.Entry, reason string) Backup {
 		b.Status = StatusOrphan
 	default:
 		b.Name, b.Status, b.Keep, b.Timeline = r.Name, string(r.Status), r.Keep, r.Timeline
+		b.Type, b.ParentID = r.Kind(), r.ParentID
 		b.BeginWAL, b.EndWAL = r.BeginWAL, r.EndWAL
 		if !r.BeginTime.IsZero() {
 			t := r.BeginTime

@@ -34,7 +34,7 @@ func openStore(t *testing.T) cloud.Store {
 
 func put(t *testing.T, s cloud.Store, key, content string) {
 	t.Helper()
-	if err := s.Put(context.Background(), key, strings.NewReader(content), cloud.PutOptions{}); err != nil {
+	if err := s.Put(context.Background(), key, cloud.BytesBody([]byte(content)), cloud.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

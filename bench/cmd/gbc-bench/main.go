@@ -4,9 +4,9 @@
 //
 //	gbc-bench [--scale smoke|quick|full] [--tools gbc,barman-cloud,pgbackrest]
 //	          [--scenarios wal-archive,wal-archive-call,backup,many-files]
-//	          [--set NAME=N ...] [--results DIR] [--keep] [-v]
+//	          [--set NAME=N ...] [--results DIR] [--pg-bindir DIR] [--keep] [-v]
 //
-// It needs PostgreSQL 15 (pg_config in PATH), MinIO and the gbc build in
+// It needs PostgreSQL 15 (pg_config or postgres in PATH, or --pg-bindir), MinIO and the gbc build in
 // PATH, and the peers it measures installed. Run as root, it runs
 // PostgreSQL and the tools as the postgres user.
 package main
@@ -36,6 +36,7 @@ func run() int {
 	results := fs.String("results", "bench/results", "directory for DATE-SCALE.md and .json (empty: do not write)")
 	workDir := fs.String("workdir", "", "parent of the run's temporary directory (default $TMPDIR or /tmp)")
 	pgUser := fs.String("pg-user", "postgres", "user that runs PostgreSQL and the tools when started as root")
+	pgBinDir := fs.String("pg-bindir", "", "PostgreSQL's bindir (default: pg_config --bindir, else postgres in PATH)")
 	var set setFlag
 	fs.Var(&set, "set", "override a parameter of the scale, NAME=N (repeatable): archive_seconds, archive_clients, backlog_segments, latency_calls, pgbench_scale, replay_segments, many_files")
 	keep := fs.Bool("keep", false, "keep the run's directory (data directories, logs)")
@@ -57,6 +58,7 @@ func run() int {
 		ResultsDir: *results,
 		WorkDir:    *workDir,
 		PGUser:     *pgUser,
+		PGBinDir:   *pgBinDir,
 		Keep:       *keep,
 		Verbose:    *verbose,
 	})

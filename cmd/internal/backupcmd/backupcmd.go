@@ -16,6 +16,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/backup"
+	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
 	"github.com/gbc-backup/gbc/pg"
@@ -55,6 +56,8 @@ func Command() *cli.Command {
 	flags = append(flags, cli.JobsFlag(),
 		&ucli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "libpq connection string or URI (default: the PG* environment)", EnvVars: []string{"GBC_DBNAME"}},
 		cli.String("method", "local (read the data directory here) or stream (BASE_BACKUP over replication); default: local when the data directory is readable here", ""),
+		cli.String("type", "full, incr (the blocks changed since the newest backup of the server) or diff (the blocks changed since the newest full backup)", "full"),
+		cli.String("parent", "for --type incr or diff: the parent backup (an id or a name) instead of the newest one", ""),
 		cli.String("name", "a name for the backup, unique for the server, accepted wherever a backup id is: one word of letters, digits, ., _ and -, not starting with . or -, at most 64 characters", ""),
 		cli.String("tags", "key=value pairs, comma-separated, stored in the record", ""),
 		cli.String("max-archive-size", "largest part before compression (bytes, or with K, M, G, T: powers of 1024)", "1G"),
@@ -109,6 +112,15 @@ func run(ctx context.Context, e *cli.Env) error {
 	default:
 		return cli.Usagef("--method %q: use local or stream", method)
 	}
+	typ := e.String("type")
+	switch typ {
+	case catalog.TypeFull, catalog.TypeIncr, catalog.TypeDiff:
+	default:
+		return cli.Usagef("--type %q: use full, incr or diff", typ)
+	}
+	if e.String("parent") != "" && typ == catalog.TypeFull {
+		return cli.Usagef("--parent needs --type incr or --type diff")
+	}
 	var spread bool
 	switch e.String("checkpoint") {
 	case "fast":
@@ -134,6 +146,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	o := backup.Options{
 		Store: s, Server: server, ConnString: e.String("dbname"), Method: method,
 		Name: e.String("name"), Tags: tags,
+		Type: typ, Parent: e.String("parent"),
 		Codec: codec, Level: level, Jobs: e.Jobs(), MaxPartSize: maxPart,
 		Spread: spread, WALTimeout: e.Duration("wal-timeout"),
 		GBCVersion: cli.Version,
@@ -149,8 +162,12 @@ func run(ctx context.Context, e *cli.Env) error {
 		return classify(err)
 	}
 	el := time.Since(start)
-	e.Log.Infof("backup %s DONE in %s: %s read, %s stored (%.1f%%), %d parts, %d files, %s/s; WAL %s to %s",
-		b.ID, el.Round(100*time.Millisecond), mib(b.DataSize), mib(b.StoredSize), pct(b.StoredSize, b.DataSize),
+	kind := b.Kind()
+	if b.ParentID != "" {
+		kind += " on " + b.ParentID
+	}
+	e.Log.Infof("backup %s (%s) DONE in %s: %s read, %s stored (%.1f%%), %d parts, %d files, %s/s; WAL %s to %s",
+		b.ID, kind, el.Round(100*time.Millisecond), mib(b.DataSize), mib(b.StoredSize), pct(b.StoredSize, b.DataSize),
 		len(b.Parts), b.Files, mib(int64(float64(b.DataSize)/max(el.Seconds(), 0.001))), b.BeginWAL, b.EndWAL)
 	if format == "json" {
 		out, err := json.MarshalIndent(b, "", "  ")
@@ -166,21 +183,9 @@ func run(ctx context.Context, e *cli.Env) error {
 
 // openStore is cli's OpenStore with upload sizes chosen for backups.
 func openStore(ctx context.Context, e *cli.Env, rawURL string) (cloud.Store, error) {
-	switch e.String("sse") {
-	case "", "AES256", "aws:kms":
-	default:
-		return nil, cli.Usagef("--sse %q: use AES256 or aws:kms", e.String("sse"))
-	}
-	opts := e.StoreOptions()
-	opts.PartSize, opts.Concurrency = uploadPartSize, uploadConcurrency
-	s, err := cloud.Open(ctx, rawURL, opts)
-	if err != nil {
-		if errors.Is(err, cloud.ErrPermission) || errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrTransient) {
-			return nil, fmt.Errorf("open store %s: %w", rawURL, err)
-		}
-		return nil, cli.Exit(cli.ExitUsage, fmt.Errorf("store URL %q: %w", rawURL, err))
-	}
-	return s, nil
+	return e.OpenStore(ctx, rawURL, func(o *cloud.Options) {
+		o.PartSize, o.Concurrency = uploadPartSize, uploadConcurrency
+	})
 }
 
 // classify maps the backup's refusals to the conflict exit code, and an

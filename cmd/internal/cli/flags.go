@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,21 +53,76 @@ func Duration(name, usage string, value, min time.Duration, accepted string) *uc
 		}}
 }
 
-// StoreFlags are the options of every command that opens a store. None
-// takes a secret: credentials come from each SDK's standard chain.
+// StoreFlags are the options of every command that opens a store: the one
+// list of them. None takes a secret: credentials come from each SDK's
+// standard chain. Whatever is set of them reaches the other gbc processes
+// that open the same store (StoreArgs, SpawnDetached) without a second list.
 func StoreFlags() []ucli.Flag {
 	return []ucli.Flag{
 		String("endpoint-url", "endpoint of an S3-compatible store, Azurite or a GCS emulator (e.g. http://127.0.0.1:9000)", ""),
 		String("s3-region", "S3 region (default: the AWS SDK's configuration, or us-east-1 with --endpoint-url)", ""),
 		Bool("s3-path-style", "address S3 buckets by path instead of virtual host (on by default with --endpoint-url)"),
-		String("sse", "S3 server-side encryption: AES256 or aws:kms", ""),
-		String("sse-kms-key-id", "KMS key for --sse aws:kms", ""),
+		String("sse", "S3 server-side encryption of new objects: "+strings.Join(cloud.SSEModes(), ", "), ""),
+		String("sse-kms-key-id", "KMS key for --sse aws:kms or aws:kms:dsse", ""),
 		String("azure-encryption-scope", "Azure encryption scope for new blobs", ""),
 		Duration("retry-timeout", "give up retrying transient store errors after this long; gbc-wal-archive, gbc-wal-restore, gbc-backup-list, gbc-backup-show and gbc-backup-keep end within it as a whole (default: 1m for gbc-wal-archive and gbc-wal-restore, 5m otherwise)",
 			0, 0, "a duration such as 30s, 5m or 1h (0: the command's default)"),
 		Duration("io-timeout", "fail one request to the store that waits this long without a byte moving, and retry it",
 			cloud.DefaultIOTimeout, time.Nanosecond, "a positive duration such as 30s or 2m"),
+		bandwidthFlag(),
 	}
+}
+
+// bandwidthFlag is --max-bandwidth, refused at parse time when malformed.
+func bandwidthFlag() *ucli.StringFlag {
+	f := String("max-bandwidth", "limit this process's uploads to this many bytes per second in all, and its downloads too (e.g. 100M; K, M, G: powers of 1024; 0: no limit); a background pusher or prefetcher has the same limit of its own", "")
+	f.Action = func(_ *ucli.Context, v string) error {
+		_, err := ParseBandwidth(v)
+		return err
+	}
+	return f
+}
+
+// minBandwidth is the smallest --max-bandwidth: below it, "100" given for
+// "100M" would stretch a backup over weeks without a word.
+const minBandwidth = 1 << 10
+
+// ParseBandwidth reads --max-bandwidth: bytes per second, with a K, M or G
+// suffix (powers of 1024, with or without B, iB or /s), at least 1K; 0 or
+// "" means no limit. A malformed value is a usage error.
+func ParseBandwidth(v string) (int64, error) {
+	bad := func(why string) error {
+		return Usagef("--max-bandwidth %q: %s: give bytes per second such as 100M or 512K (K, M, G: powers of 1024), or 0 for no limit", v, why)
+	}
+	t := strings.TrimSuffix(strings.TrimSpace(v), "/s")
+	if t == "" || t == "0" {
+		return 0, nil
+	}
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "iB"), "B")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	switch {
+	case err != nil || n < 0 || strings.HasPrefix(t, "+"):
+		return 0, bad("not a rate")
+	case n > math.MaxInt64/mult:
+		return 0, bad("too large")
+	case n*mult < minBandwidth && n != 0:
+		return 0, bad("less than 1K")
+	}
+	return n * mult, nil
 }
 
 // CompressionFlags choose the codec of new objects. Readers never need
@@ -128,18 +185,37 @@ func (e *Env) Jobs() int {
 
 // StoreOptions maps StoreFlags onto cloud.Options.
 func (e *Env) StoreOptions() cloud.Options {
-	sse := e.String("sse")
+	// Checked when the flags were parsed.
+	bw, _ := ParseBandwidth(e.String("max-bandwidth"))
 	return cloud.Options{
 		EndpointURL:     e.String("endpoint-url"),
 		Region:          e.String("s3-region"),
 		PathStyle:       e.Bool("s3-path-style"),
-		SSE:             sse,
+		SSE:             e.String("sse"),
 		SSEKMSKeyID:     e.String("sse-kms-key-id"),
 		EncryptionScope: e.String("azure-encryption-scope"),
 		RetryTimeout:    e.RetryTimeout(),
 		IOTimeout:       e.Duration("io-timeout"),
+		MaxBandwidth:    bw,
 		Logf:            e.Log.Debugf,
 	}
+}
+
+// StoreArgs renders the store options set for this call (on the command
+// line or through GBC_* variables) as arguments for another gbc command
+// that must reach the same store the same way: gbc-restore writes them
+// into restore_command for gbc-wal-restore. It walks StoreFlags, so a new
+// store option is passed on without anyone adding it to a second list.
+// Each element is one argument, unquoted; the caller quotes them for the
+// shell it writes to.
+func (e *Env) StoreArgs() []string {
+	var args []string
+	for _, f := range StoreFlags() {
+		if e.IsSet(f.Names()[0]) {
+			args = append(args, flagArgs(e.Context, f)...)
+		}
+	}
+	return args
 }
 
 // RetryTimeout is --retry-timeout, or the command's default.
@@ -168,16 +244,20 @@ func (e *Env) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
 }
 
-// OpenStore opens the store at rawURL with the command's store options. A
-// malformed URL or option is a usage error; anything else keeps the store's
-// classification.
-func (e *Env) OpenStore(ctx context.Context, rawURL string) (cloud.Store, error) {
-	switch e.String("sse") {
-	case "", "AES256", "aws:kms":
-	default:
-		return nil, Usagef("--sse %q: use AES256 or aws:kms", e.String("sse"))
+// OpenStore opens the store at rawURL with the command's store options,
+// adjusted by tune (a command's own part sizes, say). A malformed URL or a
+// bad option is a usage error, found by cloud's own check (the one place
+// that knows what each provider accepts) before anything is opened;
+// anything else keeps the store's classification.
+func (e *Env) OpenStore(ctx context.Context, rawURL string, tune ...func(*cloud.Options)) (cloud.Store, error) {
+	opts := e.StoreOptions()
+	for _, t := range tune {
+		t(&opts)
 	}
-	s, err := cloud.Open(ctx, rawURL, e.StoreOptions())
+	if err := opts.Check(rawURL); err != nil {
+		return nil, Exit(ExitUsage, err)
+	}
+	s, err := cloud.Open(ctx, rawURL, opts)
 	if err != nil {
 		if errors.Is(err, cloud.ErrPermission) || errors.Is(err, cloud.ErrNotFound) || errors.Is(err, cloud.ErrTransient) {
 			return nil, fmt.Errorf("open store %s: %w", rawURL, err)

@@ -47,7 +47,9 @@ func SpawnDetached(e *Env, logPath string, extra ...string) error {
 
 // passedFlags renders the options given to this call (on the command line
 // or through GBC_* variables) for a child, so that it opens the same store
-// the same way; flags named in extra (as --name=...) are left out.
+// the same way; flags named in extra (as --name=...) are left out. It walks
+// the command's flags, so a new option (a store flag or any other) is passed
+// on without a list to keep.
 func passedFlags(c *ucli.Context, extra []string) []string {
 	var args []string
 	for _, f := range c.App.Flags {
@@ -57,10 +59,32 @@ func passedFlags(c *ucli.Context, extra []string) []string {
 			continue
 		}
 		if c.IsSet(name) && !given(extra, name) {
-			args = append(args, fmt.Sprintf("--%s=%v", name, c.Value(name)))
+			args = append(args, flagArgs(c, f)...)
 		}
 	}
 	return args
+}
+
+// flagArgs renders flag f as this call set it, as arguments from which
+// another gbc process parses the same value: a value that starts with "-"
+// stays one argument (--name=value), a true bool is plain --name, and
+// every value of a repeated flag gets its own --name=value.
+func flagArgs(c *ucli.Context, f ucli.Flag) []string {
+	name := f.Names()[0]
+	switch f.(type) {
+	case *ucli.BoolFlag:
+		if c.Bool(name) {
+			return []string{"--" + name}
+		}
+		return []string{"--" + name + "=false"}
+	case *ucli.StringSliceFlag:
+		var args []string
+		for _, v := range c.StringSlice(name) {
+			args = append(args, "--"+name+"="+v)
+		}
+		return args
+	}
+	return []string{fmt.Sprintf("--%s=%v", name, c.Value(name))}
 }
 
 // given tells whether args holds --name or --name=value.

@@ -4,18 +4,16 @@ package deletecmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
-	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/render"
 	"github.com/gbc-backup/gbc/retention"
 	"github.com/gbc-backup/gbc/retention/prune"
 	"github.com/gbc-backup/gbc/snapshot"
@@ -34,19 +32,30 @@ record first (so it no longer exists for list and restore), then its parts,
 and WAL only once the backups are gone.
 
 Give exactly one of:
-  --backup-id ID           one backup: an id, a name, latest or oldest
+  --backup-id ID           one backup: an id, a name, latest or oldest; refused
+                           when incremental or differential backups are built
+                           on it (the refusal names them all), unless
+                           --with-dependents deletes them too
   --retention-policy P     what P makes obsolete, in barman's syntax:
-                           "REDUNDANCY n" keeps the newest n backups;
+                           "REDUNDANCY n" keeps the newest n full backups;
                            "RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS" keeps what is
                            needed to recover to any point of the window (the
-                           newest backup ending before it included; a month is
-                           31 days)
+                           newest full backup ending before it, and everything
+                           after it; a month is 31 days)
 
 Always:
+  - A policy counts full backups only, as pgBackRest's repo-retention-full
+    does: an incremental or differential backup is kept or deleted with the
+    full backup of its chain. One whose chain is broken (a parent missing or
+    FAILED) cannot be restored, and a policy deletes it.
+  - A backup is deleted only after every backup built on it, so that a run
+    stopped at any point never leaves an incremental without its parent.
   - Backups with a keep annotation (gbc-backup-keep) are never deleted, and do
-    not count toward REDUNDANCY or --minimum-redundancy.
-  - --minimum-redundancy N keeps at least N DONE backups; deleting one by id
-    below that is refused.
+    not count toward REDUNDANCY or --minimum-redundancy; nor are the backups
+    a kept one is built on (its chain down to the full) or built on it.
+  - --minimum-redundancy N keeps at least N DONE full backups; deleting one by
+    id below that is refused. Incremental and differential backups do not
+    count: none is a copy of the data without its full backup.
   - FAILED backups and objects under base/<id>/ without a record are cleaned up
     once older than --orphan-age. A STARTED backup is dead, and cleaned up,
     once its heartbeat has stopped for three of the intervals its record
@@ -58,21 +67,25 @@ Always:
     under a backup in progress. GCS and Azure expire theirs by themselves.
   - WAL before the begin WAL of the oldest remaining backup is deleted on
     every timeline, except timeline history files, the begin..end WAL of
-    standalone-kept backups, and everything after a full-kept backup or a
-    backup in progress. A backup's .backup file goes with it.
+    standalone-kept backups (and of those built on them), and everything
+    after a full-kept backup or a backup in progress. A backup that stays only
+    because a kept backup is built on it keeps no WAL of its own. A backup's
+    .backup file goes with it.
   - A snapshot backup's provider snapshots are deleted before its record, with
     the provider's standard credentials (AWS ec2:DeleteSnapshot, GCP
     compute.snapshots.delete, Azure snapshots/delete); snapshots already gone
     are fine. When one cannot be deleted, the backup's record is kept and the
     command fails once the rest is done: run it again to finish.
 
---dry-run prints exactly what would be deleted (backups, WAL ranges per
-timeline, object counts and bytes) and deletes nothing. --format json gives
+--dry-run prints exactly what would be deleted (backups, dependents included,
+WAL ranges per timeline, object counts and bytes) and deletes nothing; each
+backup's reason says why (stable strings, e.g. "built on a deleted backup ID",
+"needed by a kept backup ID"). --format json gives
 the same report as one JSON object, whose fields later releases only add to:
 server, dry_run, policy, target, minimum_redundancy, orphan_age; deleted,
-retained and skipped (lists of backups: id, name, status, keep, timeline,
-begin_time, end_time, begin_wal, end_wal, reason, objects, bytes, snapshots
-as {provider, id, disk}); wal
+retained and skipped (lists of backups: id, name, status, keep, type,
+parent_id, timeline, begin_time, end_time, begin_wal, end_wal, reason,
+objects, bytes, snapshots as {provider, id, disk}); wal
 (floor, off, ranges of {timeline, first, last, objects, bytes}, objects,
 bytes, kept_objects, kept_bytes); stale (what, count, bytes: the leftovers of
 killed uploads removed, not counted in objects; what is empty on GCS and
@@ -81,7 +94,8 @@ Azure); notes; objects and bytes (all deleted).
 Examples:
   gbc-backup-delete --retention-policy "RECOVERY WINDOW OF 14 DAYS" s3://bucket/pg main
   gbc-backup-delete --dry-run --retention-policy "REDUNDANCY 3" --minimum-redundancy 2 s3://bucket/pg main
-  gbc-backup-delete --backup-id 20261124T214842Z file:///var/lib/gbc main`
+  gbc-backup-delete --backup-id 20261124T214842Z file:///var/lib/gbc main
+  gbc-backup-delete --dry-run --backup-id 20261124T214842Z --with-dependents s3://bucket/pg main`
 
 // Command returns gbc-backup-delete.
 func Command() *cli.Command {
@@ -94,11 +108,12 @@ func Command() *cli.Command {
 		MaxArgs:     2,
 		Flags: append(append(cli.StoreFlags(),
 			cli.String("backup-id", "delete this backup: an id, a name, latest or oldest", ""),
+			cli.Bool("with-dependents", "with --backup-id: also delete the incremental and differential backups built on it"),
 			cli.String("retention-policy", `delete what this policy makes obsolete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS"`, ""),
-			cli.Int("minimum-redundancy", "never leave fewer DONE backups (without keep annotation) than this", 0),
+			cli.Int("minimum-redundancy", "never leave fewer DONE full backups (without keep annotation) than this", 0),
 			&ucli.DurationFlag{Name: "orphan-age", Usage: "clean FAILED backups, dead STARTED ones and objects without a record once older than this", Value: 24 * time.Hour, EnvVars: []string{"GBC_ORPHAN_AGE"}},
 			cli.Bool("dry-run", "print what would be deleted, and delete nothing"),
-			listcmd.FormatFlag(),
+			render.FormatFlag(),
 		), cli.SnapshotAPIFlags()...),
 		Action: run,
 	}
@@ -110,20 +125,23 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	format := e.String("format")
-	if err := listcmd.CheckFormat(format); err != nil {
+	if err := render.CheckFormat(format); err != nil {
 		return err
 	}
 	opt := prune.Options{
-		Target:        e.String("backup-id"),
-		MinRedundancy: e.Int("minimum-redundancy"),
-		OrphanAge:     e.Duration("orphan-age"),
-		DryRun:        e.Bool("dry-run"),
-		Logf:          e.Log.Debugf,
+		Target:         e.String("backup-id"),
+		WithDependents: e.Bool("with-dependents"),
+		MinRedundancy:  e.Int("minimum-redundancy"),
+		OrphanAge:      e.Duration("orphan-age"),
+		DryRun:         e.Bool("dry-run"),
+		Logf:           e.Log.Debugf,
 	}
 	policy := e.String("retention-policy")
 	switch {
 	case (policy == "") == (opt.Target == ""):
 		return cli.Usagef("give exactly one of --backup-id and --retention-policy")
+	case opt.WithDependents && opt.Target == "":
+		return cli.Usagef("--with-dependents goes with --backup-id: a policy deletes a full backup's dependents with it anyway")
 	case opt.MinRedundancy < 0:
 		return cli.Usagef("--minimum-redundancy %d: must be 0 or more", opt.MinRedundancy)
 	case opt.OrphanAge < minOrphanAge:
@@ -188,9 +206,7 @@ func writeJSON(w io.Writer, rep *prune.Report) error {
 	if rep.WAL.Ranges == nil {
 		rep.WAL.Ranges = []retention.WALRange{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return render.JSON(w, rep)
 }
 
 func writeText(w io.Writer, rep *prune.Report, retained bool) error {
@@ -213,11 +229,11 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 			return
 		}
 		fmt.Fprintf(w, "%s:\n", title)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := render.Table(w)
 		fmt.Fprintln(tw, "  ID\tNAME\tSTATUS\tKEEP\tBEGIN WAL\tEND WAL\tOBJECTS\tSIZE\tREASON")
 		for _, b := range bs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, dash(b.Name), b.Status, dash(b.Keep),
-				dash(b.BeginWAL), dash(b.EndWAL), b.Objects, listcmd.Bytes(b.Bytes), b.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, render.Dash(b.Name), b.Status, render.Dash(b.Keep),
+				render.Dash(b.BeginWAL), render.Dash(b.EndWAL), b.Objects, render.Bytes(b.Bytes), b.Reason)
 		}
 		tw.Flush()
 	}
@@ -242,34 +258,34 @@ func writeText(w io.Writer, rep *prune.Report, retained bool) error {
 		fmt.Fprintf(w, "%s: none (none before %s outside kept ranges).\n", walVerb, rep.WAL.Floor)
 	default:
 		fmt.Fprintf(w, "%s (before %s, outside kept ranges):\n", walVerb, rep.WAL.Floor)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := render.Table(w)
 		fmt.Fprintln(tw, "  TIMELINE\tFIRST\tLAST\tOBJECTS\tSIZE")
 		for _, r := range rep.WAL.Ranges {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\n", r.Timeline, r.First, r.Last, r.Objects, listcmd.Bytes(r.Bytes))
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\n", r.Timeline, r.First, r.Last, r.Objects, render.Bytes(r.Bytes))
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "WAL kept: %d objects, %s.\n", rep.WAL.KeptObjects, listcmd.Bytes(rep.WAL.KeptBytes))
+	fmt.Fprintf(w, "WAL kept: %d objects, %s.\n", rep.WAL.KeptObjects, render.Bytes(rep.WAL.KeptBytes))
 	if rep.Stale.What != "" {
 		staleVerb := "removed"
 		if rep.DryRun {
 			staleVerb = "to remove"
 		}
-		fmt.Fprintf(w, "Stale %s %s: %d, %s.\n", rep.Stale.What, staleVerb, rep.Stale.Count, listcmd.Bytes(rep.Stale.Bytes))
+		fmt.Fprintf(w, "Stale %s %s: %d, %s.\n", rep.Stale.What, staleVerb, rep.Stale.Count, render.Bytes(rep.Stale.Bytes))
 	}
 	total := "Total deleted"
 	if rep.DryRun {
 		total = "Total to delete"
 	}
 	_, err := fmt.Fprintf(w, "%s: %d objects, %s (%d backup(s), %d WAL objects).\n",
-		total, rep.Objects, listcmd.Bytes(rep.Bytes), len(rep.Deleted), rep.WAL.Objects)
+		total, rep.Objects, render.Bytes(rep.Bytes), len(rep.Deleted), rep.WAL.Objects)
 	return err
 }
 
 // snapshots lists the provider snapshots of bs, one line each, so that an
 // operator can find them in the provider's console.
 func snapshots(w io.Writer, title string, bs []prune.Backup) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.Table(w)
 	for _, b := range bs {
 		for _, s := range b.Snapshots {
 			if title != "" {
@@ -277,15 +293,8 @@ func snapshots(w io.Writer, title string, bs []prune.Backup) {
 				fmt.Fprintln(tw, "  BACKUP\tPROVIDER\tDISK\tSNAPSHOT")
 				title = ""
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.ID, s.Provider, dash(s.Disk), s.ID)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.ID, s.Provider, render.Dash(s.Disk), s.ID)
 		}
 	}
 	tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

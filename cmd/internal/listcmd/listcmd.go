@@ -4,18 +4,13 @@ package listcmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
-
-	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/render"
 )
 
 const description = `Lists every backup of SERVER_NAME in the store, oldest first, whatever its
@@ -38,22 +33,9 @@ func Command() *cli.Command {
 		Description: description,
 		MinArgs:     2,
 		MaxArgs:     2,
-		Flags:       append(cli.StoreFlags(), FormatFlag()),
+		Flags:       append(cli.StoreFlags(), render.FormatFlag()),
 		Action:      run,
 	}
-}
-
-// FormatFlag is --format, shared with gbc-backup-show.
-func FormatFlag() ucli.Flag {
-	return cli.String("format", "output format: text or json", "text")
-}
-
-// CheckFormat refuses an unknown --format.
-func CheckFormat(f string) error {
-	if f != "text" && f != "json" {
-		return cli.Usagef("--format %q: use text or json", f)
-	}
-	return nil
 }
 
 func run(ctx context.Context, e *cli.Env) error {
@@ -62,7 +44,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	format := e.String("format")
-	if err := CheckFormat(format); err != nil {
+	if err := render.CheckFormat(format); err != nil {
 		return err
 	}
 	// Monitoring waits on this: a stalled store must end it with an
@@ -120,6 +102,7 @@ type Summary struct {
 	StoredSize       int64             `json:"stored_size"`
 	Keep             string            `json:"keep"`
 	Tags             map[string]string `json:"tags"`
+	Type             string            `json:"type"`
 	ParentID         string            `json:"parent_id"`
 }
 
@@ -142,7 +125,7 @@ func Summarize(b *catalog.Backup) Summary {
 		Timeline: b.Timeline, PGVersion: b.PGVersion, SystemIdentifier: b.SystemIdentifier,
 		Method: b.Method, Compression: b.Compression,
 		DataSize: b.DataSize, StoredSize: b.StoredSize,
-		Keep: b.Keep, Tags: tags, ParentID: b.ParentID,
+		Keep: b.Keep, Tags: tags, Type: b.Kind(), ParentID: b.ParentID,
 	}
 }
 
@@ -160,66 +143,18 @@ func WriteJSON(w io.Writer, server string, backups []*catalog.Backup) error {
 	for _, b := range backups {
 		l.Backups = append(l.Backups, Summarize(b))
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(l)
+	return render.JSON(w, l)
 }
 
 // WriteTable prints one aligned line per backup.
 func WriteTable(w io.Writer, backups []*catalog.Backup) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tBEGIN\tEND\tBEGIN_WAL\tEND_WAL\tSIZE\tSTORED\tKEEP\tTAGS")
+	tw := render.Table(w)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tBEGIN\tEND\tBEGIN_WAL\tEND_WAL\tSIZE\tSTORED\tKEEP\tTAGS\tTYPE\tPARENT")
 	for _, b := range backups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			b.ID, dash(b.Name), b.Status, Time(b.BeginTime), Time(b.EndTime),
-			dash(b.BeginWAL), dash(b.EndWAL), Bytes(b.DataSize), Bytes(b.StoredSize), dash(b.Keep), Tags(b.Tags))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			b.ID, render.Dash(b.Name), b.Status, render.Time(b.BeginTime), render.Time(b.EndTime),
+			render.Dash(b.BeginWAL), render.Dash(b.EndWAL), render.Bytes(b.DataSize), render.Bytes(b.StoredSize), render.Dash(b.Keep), render.Tags(b.Tags),
+			b.Kind(), render.Dash(b.ParentID))
 	}
 	return tw.Flush()
-}
-
-// Time prints a record time in UTC (RFC 3339), or "-". Like every column
-// of the table, it is one word, so that awk and cut can read the table.
-func Time(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-// Tags prints k=v pairs sorted by key, or "-".
-func Tags(tags map[string]string) string {
-	if len(tags) == 0 {
-		return "-"
-	}
-	kv := make([]string, 0, len(tags))
-	for k, v := range tags {
-		kv = append(kv, k+"="+v)
-	}
-	sort.Strings(kv)
-	return strings.Join(kv, ",")
-}
-
-// Bytes prints a size in binary units (KiB, MiB, ...) as one word, or "-"
-// for 0.
-func Bytes(n int64) string {
-	const unit = 1024
-	switch {
-	case n == 0:
-		return "-"
-	case n < unit:
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -42,7 +42,7 @@ func TestJSONSchema(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := "begin_lsn begin_time begin_wal compression data_size end_lsn end_time end_wal error id keep method name parent_id pg_version status stored_size system_identifier tags timeline"
+	want := "begin_lsn begin_time begin_wal compression data_size end_lsn end_time end_wal error id keep method name parent_id pg_version status stored_size system_identifier tags timeline type"
 	if got := strings.Join(keys, " "); got != want {
 		t.Errorf("keys:\n got %s\nwant %s", got, want)
 	}
@@ -74,8 +74,9 @@ func TestTable(t *testing.T) {
 	}
 	head := strings.Fields(lines[0])
 	row := strings.Fields(lines[1])
-	// One word per column, for awk.
-	if len(head) != 11 || len(row) != 11 {
+	// One word per column, for awk; TYPE and PARENT came last, so that
+	// the older columns kept their numbers.
+	if len(head) != 13 || len(row) != 13 || head[11] != "TYPE" || row[11] != "full" {
 		t.Fatalf("columns %d/%d:\n%s", len(head), len(row), buf.String())
 	}
 	if !strings.Contains(lines[1], "1.5GiB") || !strings.Contains(lines[1], "74.2MiB") || !strings.Contains(lines[1], "app=billing,env=prod") ||
@@ -87,13 +88,5 @@ func TestTable(t *testing.T) {
 	}
 	if !strings.Contains(lines[2], "STARTED") || strings.Count(lines[2], " - ") < 5 {
 		t.Errorf("absent values must show as -: %s", lines[2])
-	}
-}
-
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "-", 512: "512B", 1536: "1.5KiB", 1 << 30: "1.0GiB"} {
-		if got := Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
-		}
 	}
 }

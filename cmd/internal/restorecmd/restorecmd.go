@@ -16,10 +16,9 @@ import (
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
-	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/render"
 	"github.com/gbc-backup/gbc/pg"
 	"github.com/gbc-backup/gbc/restore"
-	"github.com/gbc-backup/gbc/wal"
 )
 
 const description = `Downloads the parts of a backup in parallel, verifies each part's checksum,
@@ -100,20 +99,32 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	syncMethod := e.String("sync-method")
-	if syncMethod != restore.SyncFsync && syncMethod != restore.SyncSyncfs {
-		return cli.Usagef("--sync-method %q: use %s or %s", syncMethod, restore.SyncFsync, restore.SyncSyncfs)
+	req := restore.Request{
+		Server: server, Backup: ref, Dest: dest,
+		Target:           target,
+		Standby:          e.Bool("standby"),
+		NoRecoveryConfig: e.Bool("no-recovery-config"),
+		DisableArchiving: e.Bool("disable-archiving"),
+		NoWALCheck:       e.Bool("no-wal-check"),
+		StoreURL:         storeURL,
+		StoreArgs:        e.StoreArgs(), // every store flag that was set
+		Relocate:         relocate,
+		Jobs:             e.Jobs(),
+		SyncMethod:       e.String("sync-method"),
+		Events:           logEvent(e.Log),
 	}
-	noRecovery, standby := e.Bool("no-recovery-config"), e.Bool("standby")
-	if noRecovery && target.Kind() != "" {
-		return cli.Usagef("--no-recovery-config writes no recovery settings, so a recovery target cannot be given with it")
+	if instance := e.String("snapshot-recovery-instance"); instance != "" {
+		req.Snapshot = &restore.SnapshotRecovery{Instance: instance, Override: e.SnapshotConfig(), Host: e.SnapshotHost()}
 	}
-	if noRecovery && standby {
-		return cli.Usagef("--standby writes standby.signal and recovery settings, which --no-recovery-config leaves out: give one of them")
+	// Before the store is opened: a mistake in the options costs no
+	// connection.
+	if err := req.Check(); err != nil {
+		return exitError(err)
 	}
-	instance := e.String("snapshot-recovery-instance")
-	if err := checkSnapshotArgs(instance, relocate); err != nil {
-		return err
+	if !req.NoRecoveryConfig {
+		if req.WALRestore, err = walRestoreProgram(e.String("wal-restore-command")); err != nil {
+			return err
+		}
 	}
 
 	s, err := e.OpenStore(ctx, storeURL)
@@ -121,123 +132,92 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	defer s.Close()
-	layout := catalog.Layout{Server: server}
-	b, err := catalog.Find(ctx, s, layout, ref, func(b *catalog.Backup) bool { return target.Before(b) })
+	req.Store = s
+	rep, err := restore.Restore(ctx, req)
 	if err != nil {
-		return err
+		return exitError(err)
 	}
-	if b.Status != catalog.StatusDone {
-		return cli.Exitf(cli.ExitNotFound, "backup %s has status %s: only DONE backups can be restored (see gbc-backup-list)", b.ID, b.Status)
-	}
-	if err := checkMethod(b, instance); err != nil {
-		return err
-	}
-	if err := target.Reachable(b); err != nil {
+	logReport(e.Log, rep)
+	return nil
+}
+
+// exitError gives the restore's error classes their exit codes; any other
+// error keeps the one cli.CodeOf finds (the store's classes, a full disk).
+func exitError(err error) error {
+	switch {
+	case errors.Is(err, restore.ErrInvalid):
 		return cli.Exit(cli.ExitUsage, err)
+	case errors.Is(err, restore.ErrRefused):
+		return cli.Exit(cli.ExitConflict, err)
+	case errors.Is(err, restore.ErrMissing):
+		return cli.Exit(cli.ExitNotFound, err)
 	}
-	if b.FromStandby && !standby {
-		e.Log.Infof("backup %s was taken from a standby: the restored server is not one (no standby.signal, primary_conninfo and primary_slot_name reset) and recovers on its own; --standby restores a replica", b.ID)
-	}
-	if instance != "" {
-		if err := checkSnapshotRecovery(ctx, e, b, instance, dest); err != nil {
-			return err
-		}
-		e.Log.Infof("recovering snapshot backup %s%s (ended %s) in %s, on disks made from its snapshots", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), dest)
-	} else {
-		if _, err := restore.Plan(b, dest, relocate); err != nil {
-			return cli.Exit(cli.ExitUsage, err)
-		}
-		e.Log.Infof("restoring backup %s%s (ended %s, %s) into %s", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), listcmd.Bytes(b.DataSize), dest)
-	}
+	return err
+}
 
-	if !noRecovery && !e.Bool("no-wal-check") {
-		if err := restore.CheckWAL(ctx, s, layout, b); err != nil {
-			switch {
-			case errors.Is(err, restore.ErrSystemMismatch), errors.Is(err, wal.ErrWrongFile):
-				return cli.Exit(cli.ExitConflict, err)
-			case errors.Is(err, restore.ErrMissingWAL):
-				return cli.Exit(cli.ExitNotFound, fmt.Errorf("%w (--no-wal-check restores anyway)", err))
+// logEvent shows the restore's progress: notices by default, the
+// restore of each part with -v.
+func logEvent(l *cli.Logger) func(restore.Event) {
+	return func(ev restore.Event) {
+		switch ev := ev.(type) {
+		case restore.FromStandby:
+			l.Infof("backup %s was taken from a standby: the restored server is not one (no standby.signal, primary_conninfo and primary_slot_name reset) and recovers on its own; --standby restores a replica", ev.Backup.ID)
+		case restore.Started:
+			b := ev.Backup
+			if ev.Snapshot {
+				l.Infof("recovering snapshot backup %s%s (ended %s) in %s, on disks made from its snapshots", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), ev.Dest)
+			} else {
+				l.Infof("restoring backup %s%s (ended %s, %s) into %s", b.ID, nameSuffix(b), b.EndTime.UTC().Format(time.RFC3339), render.Bytes(b.DataSize), ev.Dest)
 			}
-			return err
+		case restore.PartRestored:
+			l.Debugf("restored part %s: %d files, %s", ev.Key, ev.Files, mib(ev.Bytes))
+		case restore.PartRetry:
+			l.Warnf("part %s: %v; restoring it again (attempt %d of %d)", ev.Key, ev.Err, ev.Attempt, ev.Attempts)
+		case restore.Written:
+			l.Debugf("wrote %d files, %s in %s (%s/s); making them durable", ev.Files, mib(ev.Bytes), ev.Elapsed.Round(time.Millisecond), mib(perSecond(ev.Bytes, ev.Elapsed)))
+		case restore.NoManifest:
+			l.Debugf("backup %s has no backup_manifest: pg_verifybackup cannot check this restore", ev.BackupID)
 		}
 	}
+}
 
-	var rc *restore.RecoveryConfig
-	if !noRecovery {
-		prog, err := walRestoreProgram(e.String("wal-restore-command"))
-		if err != nil {
-			return err
-		}
-		rc = &restore.RecoveryConfig{
-			WALRestore:       prog,
-			StoreArgs:        forwardedStoreArgs(e),
-			StoreURL:         storeURL,
-			Server:           server,
-			Target:           target,
-			DisableArchiving: e.Bool("disable-archiving"),
-			Standby:          standby,
-			BackupID:         b.ID,
-			Now:              time.Now(),
+// logReport says what was restored, how the server will recover, and how
+// to start it.
+func logReport(l *cli.Logger, rep *restore.Report) {
+	if res := rep.Files; res != nil {
+		total := res.Write + res.Sync
+		l.Infof("restored %d files, %s (%s downloaded) in %s: written in %s, made durable in %s (%s/s)",
+			res.Files, render.Bytes(res.Bytes), render.Bytes(res.StoredBytes), total.Round(time.Millisecond),
+			res.Write.Round(time.Millisecond), res.Sync.Round(time.Millisecond), render.Bytes(int64(float64(res.Bytes)/total.Seconds())))
+		for _, p := range res.Tablespaces {
+			l.Infof("tablespace %s (oid %s) restored into %s", p.Name, p.OID, p.Location)
 		}
 	}
-	if instance != "" {
-		err = recoverSnapshot(e, b, dest, rc)
-	} else {
-		err = restoreFiles(ctx, e, restore.Options{
-			Store: s, Layout: layout, Backup: b, Dest: dest,
-			Relocate: relocate, Jobs: e.Jobs(), Recovery: rc, SyncMethod: syncMethod,
-			Logf: e.Log.Debugf, Warnf: e.Log.Warnf,
-		})
+	for _, s := range rep.Snapshots {
+		l.Infof("snapshot %s of disk %s: mounted at %s", s.ID, s.Disk, s.MountPoint)
 	}
-	if err != nil {
-		return err
-	}
-	if rc != nil {
-		switch kind := target.Kind(); {
+	if rc := rep.Recovery; rc != nil {
+		switch kind := rc.Target.Kind(); {
 		case rc.Standby:
-			e.Log.Infof("the server will start as a standby: it replays the archived WAL, then keeps following through restore_command and the original's primary_conninfo, if any; restore_command: %s", rc.RestoreCommand())
+			l.Infof("the server will start as a standby: it replays the archived WAL, then keeps following through restore_command and the original's primary_conninfo, if any; restore_command: %s", rc.RestoreCommand())
 		case kind != "":
-			e.Log.Infof("recovery will stop at --target-%s; restore_command: %s", kind, rc.RestoreCommand())
+			l.Infof("recovery will stop at --target-%s; restore_command: %s", kind, rc.RestoreCommand())
 		default:
-			e.Log.Infof("recovery will replay all archived WAL; restore_command: %s", rc.RestoreCommand())
+			l.Infof("recovery will replay all archived WAL; restore_command: %s", rc.RestoreCommand())
 		}
 		if !rc.DisableArchiving {
-			e.Log.Warnf("the restored server keeps the original's archive_mode and archive_command: if it archives, its new timeline goes to where the original archives (use --disable-archiving for a copy)")
+			l.Warnf("the restored server keeps the original's archive_mode and archive_command: if it archives, its new timeline goes to where the original archives (use --disable-archiving for a copy)")
 		}
 	}
-	if os.Geteuid() == 0 && instance == "" {
+	if os.Geteuid() == 0 && rep.Files != nil {
 		// A snapshot recovery's few files go to the data directory's
 		// owner; a file restore's are too many to chown one by one.
-		e.Log.Warnf("the files belong to root: give them to PostgreSQL's OS user (chown -R postgres: %s) before starting it", dest)
+		l.Warnf("the files belong to root: give them to PostgreSQL's OS user (chown -R postgres: %s) before starting it", rep.Dest)
 	}
-	e.Log.Infof("start it with: pg_ctl -D %s start", dest)
-	return nil
+	l.Infof("start it with: pg_ctl -D %s start", rep.Dest)
 }
 
-// restoreFiles downloads the backup's parts into o.Dest and reports what
-// it restored.
-func restoreFiles(ctx context.Context, e *cli.Env, o restore.Options) error {
-	res, err := restore.Run(ctx, o)
-	if err != nil {
-		// Refusals that protect what is in the directory: someone's
-		// files, or another restore's work in progress.
-		var ne *restore.NotEmptyError
-		var be *restore.BusyError
-		if errors.As(err, &ne) || errors.As(err, &be) {
-			return cli.Exit(cli.ExitConflict, err)
-		}
-		return err
-	}
-	total := res.Write + res.Sync
-	e.Log.Infof("restored %d files, %s (%s downloaded) in %s: written in %s, made durable in %s (%s/s)",
-		res.Files, listcmd.Bytes(res.Bytes), listcmd.Bytes(res.StoredBytes), total.Round(time.Millisecond),
-		res.Write.Round(time.Millisecond), res.Sync.Round(time.Millisecond), listcmd.Bytes(int64(float64(res.Bytes)/total.Seconds())))
-	for _, p := range res.Tablespaces {
-		e.Log.Infof("tablespace %s (oid %s) restored into %s", p.Name, p.OID, p.Location)
-	}
-	return nil
-}
-
+// targetFromFlags reads the --target-* options.
 func targetFromFlags(e *cli.Env) (restore.Target, error) {
 	t := restore.Target{
 		XID:       e.String("target-xid"),
@@ -267,14 +247,9 @@ func targetFromFlags(e *cli.Env) (restore.Target, error) {
 		}
 		t.Inclusive = &b
 	}
-	// Before Check, whose "--target-action needs a recovery target" would
-	// mislead one who asked for a standby.
-	if e.Bool("standby") {
-		if err := t.CheckStandby(); err != nil {
-			return t, cli.Exit(cli.ExitUsage, err)
-		}
-	}
-	if err := t.Check(); err != nil {
+	// Checked here too (Request.Check checks it again), so that a wrong
+	// target is reported before a wrong --tablespace, as it always was.
+	if err := t.CheckFor(e.Bool("standby")); err != nil {
 		return t, cli.Exit(cli.ExitUsage, err)
 	}
 	return t, nil
@@ -317,28 +292,19 @@ func walRestoreProgram(override string) (string, error) {
 	return restore.ProgramCommand(exe, "wal-restore"), nil
 }
 
-// forwardedStoreArgs are the store options gbc-restore was given that
-// gbc-wal-restore needs to reach the same store. None is a secret; the
-// write-only ones (server-side encryption) do not matter for reading.
-func forwardedStoreArgs(e *cli.Env) []string {
-	var args []string
-	for _, name := range []string{"endpoint-url", "s3-region"} {
-		if v := e.String(name); v != "" {
-			args = append(args, "--"+name, v)
-		}
-	}
-	if e.Bool("s3-path-style") {
-		args = append(args, "--s3-path-style")
-	}
-	if d := e.Duration("retry-timeout"); d > 0 {
-		args = append(args, "--retry-timeout", d.String())
-	}
-	return args
-}
-
 func nameSuffix(b *catalog.Backup) string {
 	if b.Name == "" {
 		return ""
 	}
 	return " (" + b.Name + ")"
+}
+
+// mib prints a size the way the -v progress lines always have.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func perSecond(n int64, d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(float64(n) / d.Seconds())
 }

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
-	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/render"
 )
 
 const description = `Shows everything the catalog records about one backup: status (and error),
@@ -33,7 +32,7 @@ func Command() *cli.Command {
 		Description: description,
 		MinArgs:     3,
 		MaxArgs:     3,
-		Flags:       append(cli.StoreFlags(), listcmd.FormatFlag()),
+		Flags:       append(cli.StoreFlags(), render.FormatFlag()),
 		Action:      run,
 	}
 }
@@ -44,7 +43,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		return err
 	}
 	format := e.String("format")
-	if err := listcmd.CheckFormat(format); err != nil {
+	if err := render.CheckFormat(format); err != nil {
 		return err
 	}
 	// Monitoring waits on this: a stalled store must end it with an
@@ -73,7 +72,7 @@ func run(ctx context.Context, e *cli.Env) error {
 
 // WriteText prints a record for people.
 func WriteText(w io.Writer, b *catalog.Backup) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.Table(w)
 	row := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "  %s:\t%s\n", k, v)
@@ -91,21 +90,22 @@ func WriteText(w io.Writer, b *catalog.Backup) error {
 	row("PostgreSQL", pgv)
 	row("System identifier", b.SystemIdentifier)
 	row("Timeline", nonZero(int64(b.Timeline)))
-	row("Begin", join(listcmd.Time(b.BeginTime), b.BeginLSN, b.BeginWAL))
-	row("End", join(listcmd.Time(b.EndTime), b.EndLSN, b.EndWAL))
+	row("Begin", join(render.Time(b.BeginTime), b.BeginLSN, b.BeginWAL))
+	row("End", join(render.Time(b.EndTime), b.EndLSN, b.EndWAL))
 	if !b.BeginTime.IsZero() && !b.EndTime.IsZero() {
 		row("Duration", b.EndTime.Sub(b.BeginTime).String())
 	}
 	row("Method", b.Method)
+	row("Type", b.Kind())
 	comp := b.Compression
 	if b.CompressionLevel != 0 {
 		comp += fmt.Sprintf(" (level %d)", b.CompressionLevel)
 	}
 	row("Compression", comp)
 	row("Encryption", b.Encryption)
-	size := listcmd.Bytes(b.DataSize)
+	size := render.Bytes(b.DataSize)
 	if b.StoredSize > 0 {
-		size += fmt.Sprintf(", stored %s", listcmd.Bytes(b.StoredSize))
+		size += fmt.Sprintf(", stored %s", render.Bytes(b.StoredSize))
 		if b.DataSize > 0 {
 			size += fmt.Sprintf(" (%.1f%%)", 100*float64(b.StoredSize)/float64(b.DataSize))
 		}
@@ -114,7 +114,7 @@ func WriteText(w io.Writer, b *catalog.Backup) error {
 	row("Files", nonZero(b.Files))
 	row("Keep", b.Keep)
 	if len(b.Tags) > 0 {
-		row("Tags", listcmd.Tags(b.Tags))
+		row("Tags", render.Tags(b.Tags))
 	}
 	row("Parent", b.ParentID)
 	row("Label", b.Label)
@@ -125,7 +125,7 @@ func WriteText(w io.Writer, b *catalog.Backup) error {
 	row("Host", b.Host)
 	row("gbc version", b.GBCVersion)
 	if !b.Heartbeat.IsZero() {
-		row("Heartbeat", listcmd.Time(b.Heartbeat))
+		row("Heartbeat", render.Time(b.Heartbeat))
 	}
 	row("Manifest", join(b.ManifestKey, b.ManifestSHA256))
 	if err := tw.Flush(); err != nil {
@@ -134,10 +134,10 @@ func WriteText(w io.Writer, b *catalog.Backup) error {
 
 	if len(b.Tablespaces) > 0 {
 		fmt.Fprintln(w, "Tablespaces:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw = render.Table(w)
 		fmt.Fprintln(tw, "  NAME\tOID\tLOCATION\tSIZE")
 		for _, t := range b.Tablespaces {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.Name, t.OID, t.Location, listcmd.Bytes(t.Size))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.Name, t.OID, t.Location, render.Bytes(t.Size))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -145,14 +145,14 @@ func WriteText(w io.Writer, b *catalog.Backup) error {
 	}
 	if len(b.Parts) > 0 {
 		fmt.Fprintln(w, "Parts:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw = render.Table(w)
 		fmt.Fprintln(tw, "  KEY\tTABLESPACE\tSIZE\tSTORED\tFILES\tSHA256")
 		for _, p := range b.Parts {
 			ts := p.Tablespace
 			if ts == "" {
 				ts = "pgdata"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", p.Key, ts, listcmd.Bytes(p.Size), listcmd.Bytes(p.StoredSize), p.Files, p.SHA256)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", p.Key, ts, render.Bytes(p.Size), render.Bytes(p.StoredSize), p.Files, p.SHA256)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
