@@ -410,7 +410,7 @@ func (r *run) prepareBlocks(ctx context.Context, rec *catalog.Backup, info sourc
 	incremental := r.o.Type == catalog.TypeIncr || r.o.Type == catalog.TypeDiff
 	if !info.blocks {
 		if incremental {
-			return fmt.Errorf("%w: a --method %s backup cannot be incremental yet: take incremental backups with --method local, on the database host", ErrRefused, info.method)
+			return fmt.Errorf("%w: a --method %s backup cannot be incremental: take incremental backups with --method local or --method stream", ErrRefused, info.method)
 		}
 		return nil
 	}

@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gbc-backup/gbc/blockmap"
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/pg"
 )
@@ -32,6 +35,10 @@ type streamSource struct {
 	tsBytes       map[string]int64
 	man           *storedManifest
 	gotBase       bool
+	// own, for an incremental backup, is the backup_manifest gbc writes
+	// in place of the server's, which lists whole files where the parts
+	// hold INCREMENTAL ones.
+	own *manifestWriter
 }
 
 // openStream connects for replication and checks that the server archives.
@@ -45,7 +52,7 @@ func (r *run) openStream(ctx context.Context) (*streamSource, sourceInfo, error)
 		rc.Close(context.WithoutCancel(ctx))
 		return nil, sourceInfo{}, err
 	}
-	return s, sourceInfo{method: MethodStream, what: "method stream", parts: true, segSize: s.segSize}, nil
+	return s, sourceInfo{method: MethodStream, what: "method stream", parts: true, blocks: true, segSize: s.segSize}, nil
 }
 
 func (s *streamSource) inspect(ctx context.Context) error {
@@ -73,9 +80,23 @@ func (s *streamSource) inspect(ctx context.Context) error {
 	return checkArchiving(mode, command, library, s.inRecovery, s.r.o.warnf)
 }
 
-func (s *streamSource) close(ctx context.Context)                                 { s.rc.Close(ctx) }
-func (s *streamSource) cleanup(context.Context)                                   {}
-func (s *streamSource) manifest(context.Context, *ended) (*storedManifest, error) { return s.man, nil }
+func (s *streamSource) close(ctx context.Context) { s.rc.Close(ctx) }
+func (s *streamSource) cleanup(context.Context)   {}
+func (s *streamSource) manifest(ctx context.Context, e *ended) (*storedManifest, error) {
+	if s.own == nil {
+		return s.man, nil
+	}
+	r := s.r
+	if err := s.own.Finish(walRanges(e.endTLI, s.bs.StartLSN, e.end)); err != nil {
+		return nil, err
+	}
+	key := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
+	size, sum, err := s.own.Upload(ctx, r.o.Store, key)
+	if err != nil {
+		return nil, err
+	}
+	return &storedManifest{key: key, sha256: sum, size: size}, nil
+}
 
 func (s *streamSource) describe(ctx context.Context, rec *catalog.Backup) error {
 	rec.PGVersion, rec.PGVersionString = s.rc.Version(), s.rc.VersionString()
@@ -123,6 +144,11 @@ func (s *streamSource) start(ctx context.Context, label string) (*began, error) 
 		return nil, err
 	}
 	s.bs = bs
+	if s.r.parent != nil {
+		if s.own, err = newManifestWriter(s.r.o.Codec, s.r.o.Level, s.rc.Version(), s.sys.SystemIdentifier); err != nil {
+			return nil, err
+		}
+	}
 	return &began{tli: bs.Timeline, lsn: bs.StartLSN, apply: func(b *catalog.Backup) {
 		b.Tablespaces = mergeTablespaces(b.Tablespaces, bs.Tablespaces)
 	}}, nil
@@ -138,6 +164,13 @@ func (s *streamSource) copy(ctx context.Context, p *pipeline) error {
 		}
 		if err != nil {
 			return err
+		}
+		if sec.Kind == pg.SectionManifest && s.own != nil {
+			s.man = &storedManifest{} // received, and replaced by gbc's own
+			if _, err := io.Copy(io.Discard, bs); err != nil {
+				return fmt.Errorf("backup_manifest: %w", err)
+			}
+			continue
 		}
 		if sec.Kind == pg.SectionManifest {
 			key := r.layout.ManifestKey(r.rec.ID, r.o.Codec.Ext())
@@ -158,7 +191,11 @@ func (s *streamSource) copy(ctx context.Context, p *pipeline) error {
 		if ts == "" {
 			small = map[string]*bytes.Buffer{labelFile: &s.label, spcMapFile: &s.spcMap}
 		}
-		if err := retar(a, bs, buf, small, r.o.warnf); err != nil {
+		rt := &retarrer{a: a, buf: buf, small: small, warnf: r.o.warnf, blocks: r.blocks, man: s.own}
+		if ts != "" {
+			rt.manPrefix = "pg_tblspc/" + ts + "/"
+		}
+		if err := rt.copy(bs); err != nil {
 			return fmt.Errorf("archive %s: %w", sec.Name, err)
 		}
 		if err := a.Close(); err != nil {
@@ -224,10 +261,30 @@ func mergeTablespaces(known []catalog.Tablespace, sent []pg.StreamTablespace) []
 	return out
 }
 
-// retar copies the entries of a tar stream into an archive, which cuts
+// retarrer copies the entries of a tar stream into an archive, which cuts
 // them into parts. The named small files (backup_label, tablespace_map)
-// are also kept in their buffers.
-func retar(a *archiveWriter, r io.Reader, buf []byte, small map[string]*bytes.Buffer, warnf func(string, ...any)) error {
+// are also kept in their buffers. With blocks, relation files are hashed
+// into the block map, and with a parent stored as their changed blocks;
+// with man, every file is listed in gbc's own backup_manifest.
+type retarrer struct {
+	a         *archiveWriter
+	buf       []byte
+	small     map[string]*bytes.Buffer
+	warnf     func(string, ...any)
+	blocks    *blockSender
+	man       *manifestWriter
+	manPrefix string
+	// spool holds a relation file's changed blocks until the file's end,
+	// when the INCREMENTAL entry's size is known; at most one segment.
+	spool *os.File
+}
+
+func (rt *retarrer) copy(r io.Reader) error {
+	defer func() {
+		if rt.spool != nil {
+			rt.spool.Close()
+		}
+	}()
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -240,7 +297,7 @@ func retar(a *archiveWriter, r io.Reader, buf []byte, small map[string]*bytes.Bu
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
 		default:
-			warnf("skipping tar entry %q of type %q", h.Name, h.Typeflag)
+			rt.warnf("skipping tar entry %q of type %q", h.Name, h.Typeflag)
 			continue
 		}
 		nh := &tar.Header{
@@ -253,24 +310,133 @@ func retar(a *archiveWriter, r io.Reader, buf []byte, small map[string]*bytes.Bu
 		if nh.Typeflag == tar.TypeDir && !strings.HasSuffix(nh.Name, "/") {
 			nh.Name += "/"
 		}
-		if err := a.WriteHeader(nh); err != nil {
+		manName := rt.manPrefix + nh.Name
+		if nh.Typeflag == tar.TypeReg && rt.blocks != nil && nh.Size%pg.BlockSize == 0 && relationPath(manName) {
+			if err := rt.relation(nh, tr, manName); err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			continue
+		}
+		if err := rt.a.WriteHeader(nh); err != nil {
 			return err
 		}
 		if nh.Typeflag != tar.TypeReg {
 			continue
 		}
 		var src io.Reader = tr
-		if keep := small[h.Name]; keep != nil && h.Size <= maxSmallFile {
+		if keep := rt.small[h.Name]; keep != nil && h.Size <= maxSmallFile {
 			src = io.TeeReader(tr, keep)
 		}
-		// The struct hides the archive's ReadFrom-less Write behind a
+		var dst io.Writer = rt.a
+		crc := crc32.New(castagnoli)
+		if rt.man != nil {
+			dst = io.MultiWriter(rt.a, crc)
+		}
+		// The structs hide the archive's ReadFrom-less Write behind a
 		// plain writer so that CopyBuffer uses buf, not its own 32 KiB.
-		n, err := io.CopyBuffer(struct{ io.Writer }{a}, struct{ io.Reader }{src}, buf)
+		n, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, rt.buf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 		if n != h.Size {
 			return fmt.Errorf("%s: %d bytes of %d", h.Name, n, h.Size)
 		}
+		if rt.man != nil {
+			rt.man.AddFile(manName, n, nh.ModTime, crc.Sum32())
+		}
 	}
+}
+
+// relation copies a relation file of the stream: whole, with its blocks
+// hashed into the map, or, when the parent's map has it, as the blocks
+// whose hash differs.
+func (rt *retarrer) relation(h *tar.Header, r io.Reader, manName string) error {
+	bs := rt.blocks
+	nblocks := h.Size / pg.BlockSize
+	var pe *blockmap.Entry
+	if bs.parent != nil {
+		var err error
+		if pe, err = bs.parent.ix.Lookup(manName); err != nil {
+			return err
+		}
+	}
+	hashes := make([]uint64, nblocks)
+	block := rt.buf[:pg.BlockSize]
+	if pe == nil {
+		if err := rt.a.WriteHeader(h); err != nil {
+			return err
+		}
+		crc := crc32.New(castagnoli)
+		for b := range nblocks {
+			if _, err := io.ReadFull(r, block); err != nil {
+				return fmt.Errorf("read block %d: %w", b, err)
+			}
+			hashes[b] = blockmap.Hash(block)
+			crc.Write(block)
+			if _, err := rt.a.Write(block); err != nil {
+				return err
+			}
+		}
+		if rt.man != nil {
+			rt.man.AddFile(manName, h.Size, h.ModTime, crc.Sum32())
+		}
+		bs.whole++
+		return bs.bmap.Add(&blockmap.Entry{Path: manName, Size: h.Size, MTime: h.ModTime, Hashes: hashes})
+	}
+	// The server sends every block: the changed ones wait in the spool
+	// until the end of the file says how many there are.
+	if rt.spool == nil {
+		f, err := tempFile("gbc-blocks-*")
+		if err != nil {
+			return err
+		}
+		rt.spool = f
+	}
+	if _, err := rt.spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("block spool: %w", err)
+	}
+	var changed []uint32
+	for b := range nblocks {
+		if _, err := io.ReadFull(r, block); err != nil {
+			return fmt.Errorf("read block %d: %w", b, err)
+		}
+		hashes[b] = blockmap.Hash(block)
+		if b >= int64(len(pe.Hashes)) || hashes[b] != pe.Hashes[b] {
+			changed = append(changed, uint32(b))
+			if _, err := rt.spool.Write(block); err != nil {
+				return fmt.Errorf("block spool: %w", err)
+			}
+		} else {
+			hashes[b] = pe.Hashes[b]
+		}
+	}
+	ih := pg.IncrementalHeader{Blocks: changed, TruncationBlockLength: uint32(nblocks)}
+	ih2 := *h
+	ih2.Name, ih2.Size = pg.IncrementalName(h.Name), ih.FileSize()
+	if err := rt.a.WriteHeader(&ih2); err != nil {
+		return err
+	}
+	head := ih.Encode()
+	crc := crc32.Update(0, castagnoli, head)
+	if _, err := rt.a.Write(head); err != nil {
+		return err
+	}
+	if _, err := rt.spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("block spool: %w", err)
+	}
+	for range changed {
+		if _, err := io.ReadFull(rt.spool, block); err != nil {
+			return fmt.Errorf("block spool: %w", err)
+		}
+		crc = crc32.Update(crc, castagnoli, block)
+		if _, err := rt.a.Write(block); err != nil {
+			return err
+		}
+	}
+	if rt.man != nil {
+		rt.man.AddFile(pg.IncrementalName(manName), ih2.Size, h.ModTime, crc)
+	}
+	bs.incremental++
+	bs.blocksStored += int64(len(changed))
+	return bs.bmap.Add(&blockmap.Entry{Path: manName, Size: h.Size, MTime: h.ModTime, Hashes: hashes})
 }

@@ -45,6 +45,7 @@ func incrState(t *testing.T, c *harness.Cluster) string {
 
 func TestIncrementalBackup(t *testing.T) {
 	t.Run("local", func(t *testing.T) { testIncremental(t, harness.NewStore(t, "file"), "local") })
+	t.Run("stream", func(t *testing.T) { testIncremental(t, harness.NewStore(t, "s3"), "stream") })
 	t.Run("refusals", func(t *testing.T) { testIncrementalRefusals(t, harness.NewStore(t, "file")) })
 }
 
@@ -65,7 +66,6 @@ func testIncrementalRefusals(t *testing.T, st harness.Store) {
 	refuse(2, "use full, incr or diff", "--type", "partial")
 	retGBC(t, pg, st, "gbc-backup", nil, rstServer)
 	refuse(4, "no such backup", "--type", "incr", "--parent", "nosuchname")
-	refuse(4, "cannot be incremental yet", "--type", "incr", "--method", "stream")
 	out := retGBC(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, rstServer)
 	if n := strings.Count(out, `"id"`); n != 1 {
 		t.Errorf("the refusals left records behind: %d backups listed\n%s", n, out)
