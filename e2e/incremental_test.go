@@ -21,7 +21,7 @@ import (
 // pg_verifybackup and pg_amcheck; and a PITR replays through the chain.
 
 // incrTables are the tables compared.
-var incrTables = []string{"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history", "marks", "regrow"}
+var incrTables = []string{"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history", "marks", "regrow", "hinty"}
 
 // incrState is a fingerprint of every table: its row count and a sum of
 // row hashes, and the new database's table.
@@ -66,7 +66,14 @@ func testIncrementalRefusals(t *testing.T, st harness.Store) {
 	refuse(2, "use full, incr or diff", "--type", "partial")
 	retGBC(t, pg, st, "gbc-backup", nil, rstServer)
 	refuse(4, "no such backup", "--type", "incr", "--parent", "nosuchname")
-	out := retGBC(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, rstServer)
+	// A cluster of another system, archiving under the same server name,
+	// finds no parent of its own.
+	other := rstPrimary(t, st)
+	out, errOut, code := other.RunGBC(t, st.Env, st.Argv(harness.Bin(t, "gbc-backup"), []string{"--type", "incr"}, rstServer)...)
+	if code != 4 || !strings.Contains(errOut, "another system") {
+		t.Errorf("incremental of another system: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out = retGBC(t, pg, st, "gbc-backup-list", []string{"--format", "json"}, rstServer)
 	if n := strings.Count(out, `"id"`); n != 1 {
 		t.Errorf("the refusals left records behind: %d backups listed\n%s", n, out)
 	}
@@ -79,6 +86,12 @@ func testIncremental(t *testing.T, st harness.Store, method string) {
 	pg.Exec(t, "CREATE TABLE regrow (id int, pad text)")
 	pg.Exec(t, "INSERT INTO regrow SELECT g, repeat('x', 500) FROM generate_series(1, 5000) g")
 	pg.Exec(t, "CREATE TABLE doomed AS SELECT g FROM generate_series(1, 10000) g")
+	// Rows whose hint bits are first set after the full backup, by a
+	// plain read.
+	pg.Exec(t, "CREATE TABLE hinty AS SELECT g, md5(g::text) AS h FROM generate_series(1, 20000) g")
+	// An unlogged table: backed up as its init fork only, empty after
+	// any restore.
+	pg.Exec(t, "CREATE UNLOGGED TABLE scratch AS SELECT g FROM generate_series(1, 5000) g")
 	pg.Exec(t, "CHECKPOINT")
 	backup := func(flags ...string) *catalog.Backup {
 		t.Helper()
@@ -116,6 +129,8 @@ func testIncremental(t *testing.T, st harness.Store, method string) {
 	pg.Exec(t, "VACUUM regrow") // truncates the file to nothing
 	pg.Exec(t, "INSERT INTO regrow SELECT g, repeat('y', 300) FROM generate_series(1, 3000) g")
 	pg.Exec(t, "DROP TABLE doomed")
+	pg.Exec(t, "SELECT count(*) FROM hinty WHERE h <> ''")
+	pg.Exec(t, "INSERT INTO scratch SELECT g FROM generate_series(1, 5000) g")
 	pg.Exec(t, "CREATE DATABASE copied STRATEGY FILE_COPY")
 	pg.Run(t, "psql", "-X", "-q", "-d", "copied", "-c", "CREATE TABLE incopy AS SELECT g, md5(g::text) FROM generate_series(1, 2000) g")
 	pg.Exec(t, "INSERT INTO marks VALUES ('a')")
@@ -151,6 +166,10 @@ func testIncremental(t *testing.T, st harness.Store, method string) {
 		if got := incrState(t, c); got != p.state {
 			t.Errorf("backup %d (%s %s): restored state\n%s\nwant\n%s", i, p.b.Kind(), p.b.ID, got, p.state)
 		}
+		if n := c.QueryInt(t, "SELECT count(*) FROM scratch"); n != 0 {
+			t.Errorf("backup %d: the unlogged table has %d rows after the restore, want 0", i, n)
+		}
+		c.Exec(t, "INSERT INTO scratch VALUES (1)")
 		if p.b.ID == incr2.ID {
 			c.Run(t, "pg_amcheck", "--all", "--heapallindexed")
 		}
