@@ -190,6 +190,12 @@ func testBackupRecord(t *testing.T, st harness.Store) {
 		bkCheckObject(t, s, p.Key, p.StoredSize, p.SHA256)
 	}
 	bkCheckObject(t, s, b.ManifestKey, b.ManifestStoredSize, b.ManifestSHA256)
+	// The block map, which the next incremental backup compares with.
+	if b.BlockMap == nil {
+		t.Fatal("the record has no block map")
+	}
+	bkCheckObject(t, s, b.BlockMap.Key, b.BlockMap.StoredSize, b.BlockMap.SHA256)
+	stored += b.BlockMap.StoredSize
 	if dataParts < 3 || tsParts != 1 {
 		t.Errorf("%d data parts and %d tablespace parts; want at least 3 and 1", dataParts, tsParts)
 	}
