@@ -105,6 +105,8 @@ type run struct {
 	parent   *parentBackup
 	blocks   *blockSender
 	bmapFile *os.File
+	// native is a PostgreSQL 17 incremental backup taken by the server.
+	native bool
 
 	// stopBeat stops the heartbeat and waits for it; lastBeat (the last
 	// successful refresh) and lost (why the heartbeat gave up) are

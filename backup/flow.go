@@ -57,6 +57,9 @@ type sourceInfo struct {
 	blocks bool
 	// segSize is the server's WAL segment size.
 	segSize int64
+	// checkNative, when set, tells whether the server can take a native
+	// incremental backup (PostgreSQL 17 and later, summarize_wal on).
+	checkNative func(ctx context.Context) error
 	// estimate, when set, gives the progress line its total.
 	estimate func(ctx context.Context) int64
 }

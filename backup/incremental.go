@@ -76,8 +76,10 @@ func (r *run) chooseParent(ctx context.Context, rec *catalog.Backup) (*catalog.B
 			return fmt.Errorf("it is of PostgreSQL %d, the server runs %d", b.PGVersion/10000, rec.PGVersion/10000)
 		case b.Method == MethodSnapshot:
 			return errors.New("it is a snapshot backup, which has no block map")
-		case b.BlockMap == nil:
-			return errors.New("it has no block map (taken by a gbc release before incremental backups)")
+		case r.native && b.ManifestKey == "":
+			return errors.New("it has no backup_manifest, which PostgreSQL's incremental backup starts from")
+		case !r.native && b.BlockMap == nil:
+			return errors.New("it has no block map (a PostgreSQL 17 native incremental backup, or one taken by a gbc release before incremental backups)")
 		case r.o.Type == catalog.TypeDiff && b.Kind() != catalog.TypeFull:
 			return fmt.Errorf("it is %s, and a differential backup's parent is a full backup", b.Kind())
 		}
@@ -414,16 +416,33 @@ func (r *run) prepareBlocks(ctx context.Context, rec *catalog.Backup, info sourc
 		}
 		return nil
 	}
+	// PostgreSQL 17 and later send only the changed blocks themselves
+	// (BASE_BACKUP ... INCREMENTAL, from WAL summaries): gbc uploads the
+	// parent's backup_manifest and stores what the server sends.
+	r.native = incremental && info.method == MethodStream && rec.PGVersion >= 170000
+	if r.native && info.checkNative != nil {
+		if err := info.checkNative(ctx); err != nil {
+			return err
+		}
+	}
 	if incremental {
 		p, err := r.chooseParent(ctx, rec)
 		if err != nil {
 			return err
 		}
-		if r.parent, err = r.loadParent(ctx, p); err != nil {
+		if r.native {
+			r.parent = &parentBackup{rec: p}
+		} else if r.parent, err = r.loadParent(ctx, p); err != nil {
 			return err
 		}
 		rec.Type, rec.ParentID = r.o.Type, p.ID
 		r.o.logf("backup type %s, parent %s (%s, %s)", r.o.Type, p.ID, p.Kind(), p.EndTime.UTC().Format(time.RFC3339))
+	}
+	if r.native {
+		// A native incremental holds no block of the unchanged ones, so
+		// it can hold no block map either: a later gbc block-level
+		// incremental takes a full or gbc incremental as its parent.
+		return nil
 	}
 	f, err := tempFile("gbc-blockmap-*")
 	if err != nil {
@@ -465,4 +484,36 @@ func (r *run) storeBlockMap(ctx context.Context) (*catalog.Object, error) {
 		r.o.logf("relation files: %d unchanged and not read, %d stored as %d changed blocks, %d stored whole", bs.reused, bs.incremental-bs.reused, bs.blocksStored, bs.whole)
 	}
 	return &catalog.Object{Key: key, Size: size, StoredSize: stored, SHA256: sum}, nil
+}
+
+// openParentManifest opens the parent's stored backup_manifest,
+// verified and decompressed, for UPLOAD_MANIFEST.
+func (r *run) openParentManifest(ctx context.Context) (io.ReadCloser, error) {
+	b := r.parent.rec
+	f, err := fetchVerified(ctx, r.o.Store, &catalog.Object{Key: b.ManifestKey, StoredSize: b.ManifestStoredSize, SHA256: b.ManifestSHA256})
+	if err != nil {
+		return nil, fmt.Errorf("parent backup %s: backup_manifest: %w", b.ID, err)
+	}
+	_, codec := compress.SplitKey(b.ManifestKey)
+	dr, err := codec.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("parent backup %s: backup_manifest: %w", b.ID, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{dr, closers{dr, f}}, nil
+}
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var err error
+	for _, x := range c {
+		if e := x.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
 }

@@ -52,7 +52,13 @@ func (r *run) openStream(ctx context.Context) (*streamSource, sourceInfo, error)
 		rc.Close(context.WithoutCancel(ctx))
 		return nil, sourceInfo{}, err
 	}
-	return s, sourceInfo{method: MethodStream, what: "method stream", parts: true, blocks: true, segSize: s.segSize}, nil
+	return s, sourceInfo{method: MethodStream, what: "method stream", parts: true, blocks: true, segSize: s.segSize,
+		checkNative: func(ctx context.Context) error {
+			if err := rc.CheckIncrementalSupport(ctx); err != nil {
+				return fmt.Errorf("%w: %w (or take gbc's block-level incremental backup with --method local)", ErrRefused, err)
+			}
+			return nil
+		}}, nil
 }
 
 func (s *streamSource) inspect(ctx context.Context) error {
@@ -109,6 +115,21 @@ func (s *streamSource) describe(ctx context.Context, rec *catalog.Backup) error 
 	return nil
 }
 
+// uploadManifest sends the parent's backup_manifest (UPLOAD_MANIFEST), so
+// that the next BASE_BACKUP ... INCREMENTAL sends only the blocks changed
+// since the parent, as the server's WAL summaries tell.
+func (s *streamSource) uploadManifest(ctx context.Context) error {
+	m, err := s.r.openParentManifest(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := s.rc.UploadManifest(ctx, m); err != nil {
+		return fmt.Errorf("upload the backup_manifest of parent %s: %w", s.r.parent.rec.ID, err)
+	}
+	return nil
+}
+
 // sqlDetails reads what the replication protocol does not tell (the data
 // directory, tablespace names) over a plain session, when the role may open
 // one; a backup does not need them.
@@ -137,14 +158,20 @@ func (r *run) sqlDetails(ctx context.Context) (string, []catalog.Tablespace) {
 const maxSmallFile = 1 << 20
 
 func (s *streamSource) start(ctx context.Context, label string) (*began, error) {
+	if s.r.native {
+		if err := s.uploadManifest(ctx); err != nil {
+			return nil, err
+		}
+	}
 	bs, err := s.rc.BaseBackup(ctx, pg.BaseBackupOptions{
 		Label: label, Fast: !s.r.o.Spread, Manifest: true, TablespaceMap: true, NoWait: !s.r.pgWaitsForArchive(),
+		Incremental: s.r.native,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.bs = bs
-	if s.r.parent != nil {
+	if s.r.blocks != nil && s.r.blocks.parent != nil {
 		if s.own, err = newManifestWriter(s.r.o.Codec, s.r.o.Level, s.rc.Version(), s.sys.SystemIdentifier); err != nil {
 			return nil, err
 		}

@@ -95,14 +95,7 @@ func testIncremental(t *testing.T, st harness.Store, method string) {
 	pg.Exec(t, "CHECKPOINT")
 	backup := func(flags ...string) *catalog.Backup {
 		t.Helper()
-		flags = append([]string{"--method", method, "--format", "json"}, flags...)
-		out := retGBC(t, pg, st, "gbc-backup", flags, rstServer)
-		var b catalog.Backup
-		if err := json.Unmarshal([]byte(out), &b); err != nil {
-			t.Fatalf("gbc-backup JSON: %v\n%s", err, out)
-		}
-		t.Logf("backup %s: type %s parent %q, %d bytes stored", b.ID, b.Kind(), b.ParentID, b.StoredSize)
-		return &b
+		return incrBackupJSON(t, pg, st, append([]string{"--method", method}, flags...)...)
 	}
 	type point struct {
 		b     *catalog.Backup
@@ -187,4 +180,16 @@ func testIncremental(t *testing.T, st harness.Store, method string) {
 		t.Errorf("PITR through the chain: marks %q, want a,b,z", got)
 	}
 	c.Stop(t)
+}
+
+// incrBackupJSON runs gbc-backup --format json and returns the record.
+func incrBackupJSON(t *testing.T, pg *harness.Cluster, st harness.Store, flags ...string) *catalog.Backup {
+	t.Helper()
+	out := retGBC(t, pg, st, "gbc-backup", append([]string{"--format", "json"}, flags...), rstServer)
+	var b catalog.Backup
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatalf("gbc-backup JSON: %v\n%s", err, out)
+	}
+	t.Logf("backup %s: type %s parent %q, %d bytes stored", b.ID, b.Kind(), b.ParentID, b.StoredSize)
+	return &b
 }

@@ -108,7 +108,7 @@ func (r *ReplConn) WALSegmentSize(ctx context.Context) (int64, error) {
 }
 
 // BaseBackupOptions are the BASE_BACKUP options gbc uses (PostgreSQL 15
-// syntax).
+// syntax; Incremental needs 17).
 type BaseBackupOptions struct {
 	Label string
 	// Fast asks for an immediate checkpoint.
@@ -120,6 +120,10 @@ type BaseBackupOptions struct {
 	// TablespaceMap adds a tablespace_map file to the main archive, instead
 	// of symbolic links under pg_tblspc.
 	TablespaceMap bool
+	// Incremental asks for an incremental backup on top of the parent
+	// whose manifest UploadManifest sent on this session (PostgreSQL 17+,
+	// with summarize_wal = on; see CheckIncrementalSupport).
+	Incremental bool
 }
 
 func (o BaseBackupOptions) sql() string {
@@ -134,6 +138,9 @@ func (o BaseBackupOptions) sql() string {
 		opts = append(opts, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'")
 	}
 	opts = append(opts, "TABLESPACE_MAP "+strconv.FormatBool(o.TablespaceMap))
+	if o.Incremental {
+		opts = append(opts, "INCREMENTAL")
+	}
 	return "BASE_BACKUP ( " + strings.Join(opts, ", ") + " )"
 }
 
@@ -192,8 +199,15 @@ type BaseBackupStream struct {
 
 // BaseBackup starts BASE_BACKUP and reads its start position and
 // tablespace list. ctx governs the whole stream: cancelling it aborts the
-// backup.
+// backup. When the server refuses the backup, the session stays usable;
+// an incremental backup's missing prerequisites are wrapped as
+// ErrWALSummarizationOff or ErrWALSummariesMissing.
 func (r *ReplConn) BaseBackup(ctx context.Context, o BaseBackupOptions) (*BaseBackupStream, error) {
+	if o.Incremental {
+		if err := checkIncrementalVersion(r.version, r.versionString); err != nil {
+			return nil, fmt.Errorf("BASE_BACKUP: %w", err)
+		}
+	}
 	r.c.Frontend().SendQuery(&pgproto3.Query{String: o.sql()})
 	if err := r.c.Frontend().Flush(); err != nil {
 		return nil, fmt.Errorf("send BASE_BACKUP: %w", err)
@@ -217,7 +231,11 @@ func (r *ReplConn) BaseBackup(ctx context.Context, o BaseBackupOptions) (*BaseBa
 			}
 		case *pgproto3.CommandComplete, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 		case *pgproto3.ErrorResponse:
-			return nil, fmt.Errorf("BASE_BACKUP: %w", pgconn.ErrorResponseToPgError(m))
+			err := baseBackupError(pgconn.ErrorResponseToPgError(m))
+			if derr := r.drain(ctx); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			return nil, fmt.Errorf("BASE_BACKUP: %w", err)
 		case *pgproto3.CopyOutResponse:
 			if s.Timeline == 0 {
 				return nil, errors.New("BASE_BACKUP: the server sent no start position")
@@ -225,6 +243,20 @@ func (r *ReplConn) BaseBackup(ctx context.Context, o BaseBackupOptions) (*BaseBa
 			return s, nil
 		default:
 			return nil, fmt.Errorf("BASE_BACKUP: unexpected %T before the data", msg)
+		}
+	}
+}
+
+// drain reads the rest of a failed command's answer, up to the
+// ReadyForQuery that makes the session usable again.
+func (r *ReplConn) drain(ctx context.Context) error {
+	for {
+		msg, err := r.c.ReceiveMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read the end of the answer: %w", err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return nil
 		}
 	}
 }

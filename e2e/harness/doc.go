@@ -2,7 +2,8 @@
 // against, on 127.0.0.1 with free ports, and cleans them up even when a
 // test fails or the test binary dies:
 //
-//   - PostgreSQL (15 on CI): StartPostgres, Cluster;
+//   - PostgreSQL (15 on CI, and 17 and 18 through PGOptions.Version):
+//     StartPostgres, Cluster;
 //   - MinIO for S3: StartMinIO / SharedMinIO, S3Server;
 //   - Azurite for Azure Blob: StartAzurite / SharedAzurite, AzureServer;
 //   - fake-gcs-server for GCS: StartFakeGCS / SharedFakeGCS, GCSServer;
@@ -23,7 +24,12 @@
 // Server binaries come from PATH, then $GBC_TOOLS/bin, then
 // $HOME/.cache/gbc-tools/bin, where scripts/test-deps.sh installs them
 // (`make test` runs it and sets PATH). PostgreSQL comes from
-// $GBC_PG_BINDIR, else `pg_config --bindir`, else PATH. The gbc commands
+// $GBC_PG_BINDIR, else `pg_config --bindir`, else PATH; a cluster of
+// another major version (PGOptions.Version, e.g. 17 or 18) from
+// $GBC_PG<major>_BINDIR, else the default installation when it is that
+// major, else $GBC_TOOLS/postgresql-<major>/bin (scripts/test-deps.sh
+// installs 17 and 18 there; when PGUser cannot read it, the harness runs
+// a hard-linked copy). The gbc commands
 // come from $GBC_BIN (set by `make test`), else the module's bin/ (`make
 // build`). A missing binary fails the test with a hint; nothing is ever
 // skipped.

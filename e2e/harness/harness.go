@@ -35,6 +35,8 @@ type registry struct {
 	bins    lazy[string]
 	pgUser  lazy[*pgrun.User]
 	pg      lazy[*pgrun.Install]
+	// pgMajors holds a *lazy[*pgrun.Install] per PGOptions.Version.
+	pgMajors sync.Map
 }
 
 var reg = &registry{procs: map[*pgrun.Process]struct{}{}}

@@ -22,6 +22,10 @@ const PGSuperuser = "postgres"
 
 // PGOptions configure StartPostgres (and StartFrom).
 type PGOptions struct {
+	// Version is the major version to run, e.g. 17 or 18 for a feature
+	// they bring; 0 runs the default installation (15 on CI). The package
+	// documentation says where each version is found.
+	Version int
 	// ArchiveCommand, when set, turns archive_mode on with this command.
 	// Store.CommandLine builds one.
 	ArchiveCommand string
@@ -204,6 +208,9 @@ func pgInstall() (*pgrun.Install, error) {
 func newCluster(t testing.TB, opts PGOptions) *Cluster {
 	t.Helper()
 	inst, err := pgInstall()
+	if opts.Version != 0 {
+		inst, err = pgInstallMajor(opts.Version)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
