@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +16,7 @@ import (
 	"github.com/gbc-backup/gbc/compress"
 	"github.com/gbc-backup/gbc/pg"
 	"github.com/gbc-backup/gbc/wal"
+	"github.com/gbc-backup/gbc/walreceive"
 )
 
 // Methods.
@@ -65,11 +66,12 @@ type Options struct {
 
 	// GBCVersion goes into the record.
 	GBCVersion string
-	// Logf reports notices, Warnf warnings; nil is silent.
-	Logf, Warnf func(format string, args ...any)
-	// Progress, when set, receives a progress line now and then (the
-	// caller shows it on a terminal only).
-	Progress io.Writer
+	// Log gets the backup's notices and warnings; nil is silent.
+	Log *slog.Logger
+	// Events, when set, gets the backup's progress as it goes (see
+	// Event); the caller decides how to show it. It is called from one
+	// goroutine at a time and should return quickly.
+	Events func(Event)
 
 	// now, heartbeatEvery and sessionCheckEvery are for tests.
 	now               func() time.Time
@@ -116,15 +118,15 @@ type run struct {
 	lost     error
 }
 
-func (o *Options) logf(format string, args ...any) {
-	if o.Logf != nil {
-		o.Logf(format, args...)
-	}
-}
+// logf and warnf log a notice and a warning to o.Log, formatted only when
+// it prints them.
+func (o *Options) logf(format string, args ...any) { o.log(slog.LevelInfo, format, args...) }
 
-func (o *Options) warnf(format string, args ...any) {
-	if o.Warnf != nil {
-		o.Warnf(format, args...)
+func (o *Options) warnf(format string, args ...any) { o.log(slog.LevelWarn, format, args...) }
+
+func (o *Options) log(level slog.Level, format string, args ...any) {
+	if ctx := context.Background(); o.Log != nil && o.Log.Enabled(ctx, level) {
+		o.Log.Log(ctx, level, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -272,6 +274,34 @@ func checkArchiving(mode, command, library string, inRecovery bool, warnf func(s
 	if library == "" && !strings.Contains(command, "gbc-wal-archive") && !strings.Contains(command, "gbc wal-archive") {
 		warnf("archive_command %q does not call gbc-wal-archive: make sure it archives to this store, or the backup cannot be restored from it", command)
 	}
+	return nil
+}
+
+// receiverMaxAge is how old a gbc-wal-receive status may be for the
+// receiver to count as running: it refreshes it at least every 10 s.
+const receiverMaxAge = 2 * time.Minute
+
+// checkWALSource is checkArchiving, except that a server that archives
+// nothing (archive_mode off, or no archive_command) is accepted when a
+// gbc-wal-receive streams its WAL into this store: its status object there
+// is fresh and names this system. The receiver then stores every segment
+// the backup needs, its last one as soon as the backup's end switches
+// segments, which waitWAL sees as for archive_command.
+func (r *run) checkWALSource(ctx context.Context, mode, command, library string, inRecovery bool, systemID string) error {
+	err := checkArchiving(mode, command, library, inRecovery, r.o.warnf)
+	notArchiving := mode == "off" || (strings.TrimSpace(command) == "" && strings.TrimSpace(library) == "")
+	if err == nil || !notArchiving {
+		return err
+	}
+	st, ok, rerr := walreceive.Active(ctx, r.o.Store, r.layout, systemID, receiverMaxAge, time.Now())
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if !ok {
+		return fmt.Errorf("%w; or stream WAL into the store with gbc-wal-receive --slot NAME STORE_URL %s (no running receiver of this server was found in the store)", err, r.o.Server)
+	}
+	r.o.logf("the server does not archive WAL: it reaches the store through gbc-wal-receive (slot %s, stored up to %s at %s)",
+		st.Slot, st.StoredLSN, st.Time.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
+	// s3://, gs:// and azblob:// for the measurements on a real server.
+	_ "github.com/gbc-backup/gbc/cloud/providers"
 	"github.com/gbc-backup/gbc/compress"
 )
 

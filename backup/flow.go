@@ -143,7 +143,7 @@ func (r *run) flow(ctx context.Context, src source, info sourceInfo) (*catalog.B
 	var prog *progress
 	if info.parts {
 		var total int64
-		if r.o.Progress != nil && info.estimate != nil {
+		if r.o.Events != nil && info.estimate != nil {
 			// Only an estimate, for the progress line.
 			total = info.estimate(ctx)
 		}

@@ -52,7 +52,7 @@ func (r *run) inspect(ctx context.Context, conn *pg.Conn) (*serverInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkArchiving(set["archive_mode"], set["archive_command"], set["archive_library"], si.inRecovery, r.o.warnf); err != nil {
+	if err := r.checkWALSource(ctx, set["archive_mode"], set["archive_command"], set["archive_library"], si.inRecovery, si.systemID); err != nil {
 		return nil, err
 	}
 	if si.dataDir, err = conn.DataDirectory(ctx); err != nil {

@@ -138,38 +138,29 @@ func newPipeline(ctx context.Context, cfg pipelineConfig) *pipeline {
 	return p
 }
 
-// resetter is implemented by the codecs' writers (zstd, gzip, lz4,
-// snappy): reusing one writer per worker avoids allocating an encoder's
-// tables for every chunk.
-type resetter interface{ Reset(io.Writer) }
-
 func (p *pipeline) worker() error {
-	var zw io.WriteCloser
+	// One encoder per worker: its writer is reused from chunk to chunk.
+	enc := compress.NewEncoder(p.cfg.Codec, p.cfg.Level)
 	for c := range p.work {
-		c.err = p.compress(&zw, c)
+		c.err = p.compress(enc, c)
 		close(c.done)
 	}
 	return nil
 }
 
-func (p *pipeline) compress(zw *io.WriteCloser, c *chunk) error {
+func (p *pipeline) compress(enc *compress.Encoder, c *chunk) error {
 	c.out.Reset()
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
-	if r, ok := (*zw).(resetter); ok {
-		r.Reset(&c.out)
-	} else {
-		w, err := p.cfg.Codec.NewWriter(&c.out, p.cfg.Level)
-		if err != nil {
-			return fmt.Errorf("%s compressor: %w", p.cfg.Codec.Name(), err)
-		}
-		*zw = w
+	zw, err := enc.Start(&c.out)
+	if err != nil {
+		return err
 	}
-	if _, err := (*zw).Write(c.buf); err != nil {
+	if _, err := zw.Write(c.buf); err != nil {
 		return fmt.Errorf("compress: %w", err)
 	}
-	if err := (*zw).Close(); err != nil {
+	if err := zw.Close(); err != nil {
 		return fmt.Errorf("compress: %w", err)
 	}
 	return nil

@@ -1,32 +1,49 @@
 package backup
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progress counts the bytes read and, when Options.Progress is set, shows
-// them on one line rewritten with \r twice a second.
+// Event is what a backup reports while it runs, to Options.Events: the
+// caller decides what to show and how (gbc-backup draws a progress bar on
+// a terminal and nothing elsewhere). The backup itself never draws.
+type Event interface{ event() }
+
+// Progress: Done bytes of the cluster's files are read, of about Total
+// (an estimate; 0 when there is none, and Done may pass it). It is sent
+// about twice a second while the files are copied, and once more with End
+// set when the copy ends, whether it completed or failed: a display ends
+// its line there, before the lines that follow.
+type Progress struct {
+	Done, Total int64
+	End         bool
+}
+
+func (Progress) event() {}
+
+// progressEvery is how often Progress is sent: often enough for a display
+// to look alive, rarely enough to cost nothing.
+const progressEvery = 500 * time.Millisecond
+
+// progress counts the bytes read and, when Options.Events is set, sends
+// them as Progress events from one goroutine.
 type progress struct {
 	total int64
 	done  atomic.Int64
-	start time.Time
 	once  sync.Once
 	quit  chan struct{}
 	ended chan struct{}
-	show  func(format string, args ...any)
+	emit  func(Event)
 }
 
 func (r *run) startProgress(total int64) *progress {
-	p := &progress{total: total, start: time.Now(), quit: make(chan struct{}), ended: make(chan struct{})}
-	if r.o.Progress == nil {
+	p := &progress{total: total, quit: make(chan struct{}), ended: make(chan struct{}), emit: r.o.Events}
+	if p.emit == nil {
 		close(p.ended)
 		return p
 	}
-	w := r.o.Progress
-	p.show = func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	go p.loop()
 	return p
 }
@@ -35,39 +52,24 @@ func (p *progress) add(n int64) { p.done.Add(n) }
 
 func (p *progress) loop() {
 	defer close(p.ended)
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(progressEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.quit:
-			p.print()
-			p.show("\n")
+			p.emit(Progress{Done: p.done.Load(), Total: p.total, End: true})
 			return
 		case <-t.C:
-			p.print()
+			p.emit(Progress{Done: p.done.Load(), Total: p.total})
 		}
 	}
 }
 
-func (p *progress) print() {
-	done := p.done.Load()
-	rate := float64(done) / max(time.Since(p.start).Seconds(), 0.001)
-	if p.total > 0 {
-		pct := min(100*float64(done)/float64(p.total), 99.9)
-		p.show("\r%s of about %s (%4.1f%%), %s/s   ", mib(done), mib(p.total), pct, mib(int64(rate)))
-		return
-	}
-	p.show("\r%s, %s/s   ", mib(done), mib(int64(rate)))
-}
-
-// stop ends the progress line; it may be called more than once.
+// stop sends the last Progress and waits for it; it may be called more
+// than once.
 func (p *progress) stop() {
 	p.once.Do(func() { close(p.quit) })
 	<-p.ended
-}
-
-func mib(n int64) string {
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // pipelineConfig is the pipeline of this backup.

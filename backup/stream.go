@@ -83,7 +83,7 @@ func (s *streamSource) inspect(ctx context.Context) error {
 	if cerr != nil || lerr != nil {
 		command, library = "(unknown)", ""
 	}
-	return checkArchiving(mode, command, library, s.inRecovery, s.r.o.warnf)
+	return s.r.checkWALSource(ctx, mode, command, library, s.inRecovery, s.sys.SystemIdentifier)
 }
 
 func (s *streamSource) close(ctx context.Context) { s.rc.Close(ctx) }

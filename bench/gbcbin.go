@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// copyGBC copies the multi-call gbc binary into dst and recreates its gbc-*
-// links: the checkout may sit under a home directory the PostgreSQL user
+// copyGBC copies the multi-call gbc binary (and its WAL front gbc-wal)
+// into dst and recreates their gbc-* links: the checkout may sit under a home directory the PostgreSQL user
 // cannot enter, and a concurrent `make build` must not swap the binary in
 // the middle of a run.
 func copyGBC(srcDir, dst string) error {
@@ -30,15 +30,36 @@ func copyGBC(srcDir, dst string) error {
 	if err := copyFile(src, to, 0o755); err != nil {
 		return err
 	}
-	out, err := exec.Command(to, "--list-commands").Output()
+	if err := linkCommands(to, dst); err != nil {
+		return err
+	}
+	// The WAL front, when the build has one (make build does), serves
+	// gbc-wal-archive and gbc-wal-restore, as it does once installed.
+	front := filepath.Join(filepath.Dir(src), "gbc-wal")
+	if _, err := os.Stat(front); err != nil {
+		return nil
+	}
+	to = filepath.Join(dst, "gbc-wal")
+	if err := copyFile(front, to, 0o755); err != nil {
+		return err
+	}
+	return linkCommands(to, dst)
+}
+
+// linkCommands links the commands that the multi-call binary bin lists to
+// it, in dst.
+func linkCommands(bin, dst string) error {
+	out, err := exec.Command(bin, "--list-commands").Output()
 	if err != nil {
-		return fmt.Errorf("bench: %s --list-commands: %w", to, err)
+		return fmt.Errorf("bench: %s --list-commands: %w", bin, err)
 	}
 	for _, name := range strings.Fields(string(out)) {
 		if !strings.HasPrefix(name, "gbc-") || strings.Contains(name, "/") {
 			continue
 		}
-		if err := os.Symlink("gbc", filepath.Join(dst, name)); err != nil {
+		link := filepath.Join(dst, name)
+		_ = os.Remove(link)
+		if err := os.Symlink(filepath.Base(bin), link); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 	}

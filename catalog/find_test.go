@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gbc-backup/gbc/cloud"
+	// s3://, gs:// and azblob:// for the measurements on a real server.
+	_ "github.com/gbc-backup/gbc/cloud/providers"
 )
 
 // openTestStore is a file:// store, or the store of GBC_TEST_FIND_URL (with

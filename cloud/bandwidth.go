@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"golang.org/x/time/rate"
+
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
 // bandwidthStore limits the bytes per second that a Store's uploads and
@@ -109,5 +111,5 @@ type limitedStream struct {
 	rc io.ReadCloser
 }
 
-func (s *limitedStream) Close() error                   { return s.rc.Close() }
-func (s *limitedStream) version() (objectVersion, bool) { return versionOf(s.rc) }
+func (s *limitedStream) Close() error                            { return s.rc.Close() }
+func (s *limitedStream) ObjectVersion() (contract.Version, bool) { return contract.VersionOf(s.rc) }

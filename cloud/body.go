@@ -121,11 +121,3 @@ type wrappedBody struct {
 }
 
 func (w wrappedBody) Read(p []byte) (int, error) { return w.r.Read(p) }
-
-// sizeHint is opts.SizeHint, or the body's length when that is unset.
-func sizeHint(b Body, opts PutOptions) int64 {
-	if opts.SizeHint > 0 {
-		return opts.SizeHint
-	}
-	return max(b.Length(), 0)
-}

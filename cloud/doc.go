@@ -2,10 +2,15 @@
 // stores (Amazon S3 and S3-compatible stores, Google Cloud Storage, Azure
 // Blob Storage, and a local directory) behind the small Store interface.
 //
-// Open picks the provider from the URL scheme. Providers classify their
-// errors (ErrNotFound, ErrExists, ErrPermission, ErrTransient); behaviour
-// such as retries or a key prefix is added by wrapping one Store in another.
-// Key naming belongs to package catalog, not here.
+// Open picks the provider from the URL scheme. file:// is built in; the
+// SDK providers live in subpackages (s3, gcs, azure; providers links all
+// three) that register themselves (Provider, Register), so that a binary
+// can leave them out: the WAL front, cmd/gbc-wal, links none and starts in
+// a third of the time. Providers classify their errors at the edge
+// (NewError: ErrNotFound, ErrExists, ErrPermission, ErrTransient), each
+// knowing its own SDK's error types; behaviour such as retries or a key
+// prefix is added by wrapping one Store in another. Key naming belongs to
+// package catalog, not here.
 //
 // Credentials never come from Options (they would show in ps); each
 // provider uses its SDK's standard chain:

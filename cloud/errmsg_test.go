@@ -1,4 +1,4 @@
-package cloud
+package cloud_test
 
 import (
 	"errors"
@@ -15,6 +15,8 @@ import (
 	azruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/gbc-backup/gbc/cloud"
 )
 
 // azureError is what the Azure SDK returns for an error response: about
@@ -64,31 +66,31 @@ func TestErrorMessage(t *testing.T) {
 		want     []string // in the message
 		notWant  []string
 	}{
-		{"azure permission", "list", "azblob://ctr/pg/main/base/", azureError(t, 403, "AuthorizationFailure", denied), ErrPermission, false,
+		{"azure permission", "list", "azblob://ctr/pg/main/base/", azureError(t, 403, "AuthorizationFailure", denied), cloud.ErrPermission, false,
 			[]string{"list azblob://ctr/pg/main/base/: permission denied", "HTTP 403", "AuthorizationFailure", "AZURE_STORAGE_CONNECTION_STRING"},
 			[]string{"RequestId", "<Error>", "-----"}},
-		{"azure no container", "get", "azblob://nope/pg/k", azureError(t, 404, "ContainerNotFound", "The specified container does not exist."), ErrNotFound, true,
+		{"azure no container", "get", "azblob://nope/pg/k", azureError(t, 404, "ContainerNotFound", "The specified container does not exist."), cloud.ErrNotFound, true,
 			[]string{"get azblob://nope/pg/k: container not found", "ContainerNotFound", "create it, or fix the store URL"},
 			[]string{"RequestId", "<Error>"}},
-		{"s3 permission", "put", "s3://bkt/pg/k", s3APIError(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."), ErrPermission, false,
+		{"s3 permission", "put", "s3://bkt/pg/k", s3APIError(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."), cloud.ErrPermission, false,
 			[]string{"put s3://bkt/pg/k: permission denied", "HTTP 403 SignatureDoesNotMatch", "AWS_ACCESS_KEY_ID"},
 			[]string{"operation error", "we calculated"}},
-		{"s3 no bucket", "list", "s3://nope/pg/", s3APIError(404, "NoSuchBucket", "The specified bucket does not exist"), ErrNotFound, true,
+		{"s3 no bucket", "list", "s3://nope/pg/", s3APIError(404, "NoSuchBucket", "The specified bucket does not exist"), cloud.ErrNotFound, true,
 			[]string{"list s3://nope/pg/: bucket not found", "NoSuchBucket", "create it, or fix the store URL"}, nil},
 		{"s3 unclassified", "get", "s3://bkt/k", s3APIError(400, "InvalidArgument", "told by the store"), nil, false,
 			[]string{"get s3://bkt/k: HTTP 400 InvalidArgument: told by the store"}, []string{"operation error"}},
 		{"unreachable", "list", "s3://bkt/pg/", &smithy.OperationError{ServiceID: "S3", OperationName: "ListObjectsV2",
-			Err: fmt.Errorf("exceeded maximum number of attempts, 3, %w", &smithyhttp.RequestSendError{Err: refused})}, ErrTransient, false,
+			Err: fmt.Errorf("exceeded maximum number of attempts, 3, %w", &smithyhttp.RequestSendError{Err: refused})}, cloud.ErrTransient, false,
 			[]string{"list s3://bkt/pg/: transient failure", "connection refused", "check that it is up"},
 			[]string{"list-type", "exceeded maximum"}},
 		{"file", "get", "file:///srv/gbc/k", &net.AddrError{Err: "short text", Addr: "x"}, nil, false,
 			[]string{"get file:///srv/gbc/k: address x: short text"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := newError(tc.op, tc.url, tc.err)
-			var e *Error
+			err := cloud.NewError(tc.op, tc.url, tc.err)
+			var e *cloud.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("newError = %T", err)
+				t.Fatalf("NewError = %T", err)
 			}
 			msg := err.Error()
 			if strings.ContainsAny(msg, "\n\r") || len(msg) > 300 {
@@ -107,8 +109,8 @@ func TestErrorMessage(t *testing.T) {
 			if full := tc.err.Error(); len(full) > len(msg) && e.Detail() != full {
 				t.Errorf("Detail = %q, want the SDK's text %q", e.Detail(), full)
 			}
-			if tc.kind != nil && !errors.Is(err, tc.kind) || errors.Is(err, ErrNoBucket) != tc.noBucket {
-				t.Errorf("classification changed: errors.Is(%v) false, or ErrNoBucket %v", tc.kind, !tc.noBucket)
+			if tc.kind != nil && !errors.Is(err, tc.kind) || errors.Is(err, cloud.ErrNoBucket) != tc.noBucket {
+				t.Errorf("classification changed: errors.Is(%v) false, or cloud.ErrNoBucket %v", tc.kind, !tc.noBucket)
 			}
 			if !errors.Is(err, tc.err) {
 				t.Error("errors.Is cannot reach the SDK error")

@@ -3,24 +3,12 @@ package cloud
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"syscall"
-
-	"cloud.google.com/go/auth"
-	"cloud.google.com/go/storage"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"golang.org/x/oauth2"
-	"google.golang.org/api/googleapi"
 )
 
 // ErrNoBucket refines ErrNotFound: the bucket, container or root directory
@@ -133,65 +121,17 @@ func summary(err error, message bool) string {
 	if err == nil {
 		return ""
 	}
-	var ce *credentialsError
+	var ce *CredentialsError
 	if errors.As(err, &ce) {
 		return "no usable credentials"
 	}
-	status := func(code int) string {
-		if code == 0 {
-			return ""
+	for _, p := range providers() {
+		if p.Summary == nil {
+			continue
 		}
-		return fmt.Sprintf("HTTP %d", code)
-	}
-	join := func(parts ...string) string {
-		var out []string
-		for _, p := range parts {
-			if p != "" && !slices.Contains(out, p) {
-				out = append(out, p)
-			}
+		if sum, ok := p.Summary(err, message); ok {
+			return sum
 		}
-		return strings.Join(out, " ")
-	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		var resp *smithyhttp.ResponseError
-		code := 0
-		if errors.As(err, &resp) {
-			code = resp.HTTPStatusCode()
-		}
-		s := join(status(code), apiErr.ErrorCode())
-		if m := apiErr.ErrorMessage(); message && m != "" && m != apiErr.ErrorCode() {
-			s += ": " + m
-		}
-		return s
-	}
-	var azResp *azcore.ResponseError
-	if errors.As(err, &azResp) {
-		return join(status(azResp.StatusCode), azResp.ErrorCode)
-	}
-	var azAuth *azidentity.AuthenticationFailedError
-	if errors.As(err, &azAuth) {
-		s := "authentication failed"
-		if azAuth.RawResponse != nil {
-			s += " (" + status(azAuth.RawResponse.StatusCode) + ")"
-		}
-		return s
-	}
-	var gErr *googleapi.Error
-	if errors.As(err, &gErr) {
-		reason := ""
-		if len(gErr.Errors) > 0 {
-			reason = gErr.Errors[0].Reason
-		}
-		return join(status(gErr.Code), reason)
-	}
-	if errors.Is(err, storage.ErrBucketNotExist) || errors.Is(err, storage.ErrObjectNotExist) {
-		return ""
-	}
-	var gAuth *auth.Error
-	var oauthErr *oauth2.RetrieveError
-	if errors.As(err, &gAuth) || errors.As(err, &oauthErr) {
-		return "token request failed"
 	}
 	var stall *StallError
 	if errors.As(err, &stall) {
@@ -232,10 +172,13 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// newError classifies err at the edge of a provider and wraps it with the
-// operation and object. An err that is already an *Error (from a nested
-// call) is returned unchanged so that messages do not repeat themselves.
-func newError(op, url string, err error) error {
+// NewError classifies err at the edge of a provider and wraps it with the
+// operation and object: the one way providers (this package's and the SDK
+// providers registered with Register) make their errors, so that callers
+// never parse an SDK's messages. An err that is already an *Error (from a
+// nested call) is returned unchanged so that messages do not repeat
+// themselves.
+func NewError(op, url string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -264,20 +207,33 @@ func peelGocloud(err error) error {
 	return err
 }
 
-// credentialsError marks a failure to obtain credentials from an SDK's
-// credential chain. It is classified ErrPermission whatever its cause: with
-// no credentials configured, the chain's last resort (an instance metadata
-// endpoint) fails with a network error, which must not be retried for
-// minutes as if the store were briefly unreachable.
-type credentialsError struct{ err error }
+// CredentialsError marks a failure to obtain credentials from an SDK's
+// credential chain; providers wrap such failures in it. It is classified
+// ErrPermission whatever its cause: with no credentials configured, the
+// chain's last resort (an instance metadata endpoint) fails with a network
+// error, which must not be retried for minutes as if the store were
+// briefly unreachable.
+type CredentialsError struct{ Err error }
 
-func (e *credentialsError) Error() string { return "no usable credentials: " + e.err.Error() }
-func (e *credentialsError) Unwrap() error { return e.err }
+func (e *CredentialsError) Error() string { return "no usable credentials: " + e.Err.Error() }
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// KindOf returns the sentinel (ErrNotFound, ErrExists, ErrPermission,
+// ErrTransient) err already carries, if any: for a failure that is not the
+// store's own, such as a Put's source, which keeps its classification.
+func KindOf(err error) error {
+	for _, k := range []error{ErrNotFound, ErrExists, ErrPermission, ErrTransient} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return nil
+}
 
 // classify maps a provider error to one of the sentinels (or nil), and
-// reports whether the bucket/container itself is missing. It knows every
-// SDK's error types, so providers share it and callers never parse SDK
-// messages.
+// reports whether the bucket/container itself is missing. What no
+// registered provider's Classify decides is judged as a network failure or
+// left unclassified.
 func classify(err error) (kind error, noBucket bool) {
 	if err == nil {
 		return nil, false
@@ -287,7 +243,7 @@ func classify(err error) (kind error, noBucket bool) {
 			return sentinel, errors.Is(err, ErrNoBucket)
 		}
 	}
-	var ce *credentialsError
+	var ce *CredentialsError
 	if errors.As(err, &ce) {
 		return ErrPermission, false
 	}
@@ -296,116 +252,18 @@ func classify(err error) (kind error, noBucket bool) {
 		return nil, false
 	}
 
-	// Amazon S3 and S3-compatible stores: the error code in the body is
-	// more precise than the status (which HEAD responses are left with).
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound", "NoSuchUpload":
-			return ErrNotFound, false
-		case "NoSuchBucket":
-			return ErrNotFound, true
-		case "PreconditionFailed":
-			return ErrExists, false
-		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-			"ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem",
-			"AllAccessDisabled", "InvalidSecurity", "AuthorizationHeaderMalformed",
-			"KMS.DisabledException", "KMS.NotFoundException":
-			return ErrPermission, false
-		case "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled",
-			"RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted",
-			"ConditionalRequestConflict", "RequestTimeTooSkewed", "XMinioServerNotInitialized":
-			return ErrTransient, false
+	// Each provider knows its SDK's error types.
+	for _, p := range providers() {
+		if p.Classify == nil {
+			continue
 		}
-	}
-	var awsResp *smithyhttp.ResponseError
-	if errors.As(err, &awsResp) {
-		if k := classifyStatus(awsResp.HTTPStatusCode()); k != nil {
-			return k, false
+		if c, ok := p.Classify(err); ok {
+			return c.Kind, c.NoBucket
 		}
-	}
-
-	// Azure Blob Storage.
-	var azResp *azcore.ResponseError
-	if errors.As(err, &azResp) {
-		switch azResp.ErrorCode {
-		case "BlobNotFound", "ResourceNotFound":
-			return ErrNotFound, false
-		case "ContainerNotFound", "ContainerBeingDeleted":
-			return ErrNotFound, true
-		case "BlobAlreadyExists", "ConditionNotMet":
-			return ErrExists, false
-		case "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
-			"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch",
-			"InsufficientAccountPermissions", "AccountIsDisabled", "InvalidAuthenticationInfo",
-			"KeyVaultEncryptionKeyNotFound", "KeyVaultAccessTokenCannotBeAcquired":
-			return ErrPermission, false
-		case "ServerBusy", "OperationTimedOut", "InternalError":
-			return ErrTransient, false
-		}
-		if k := classifyStatus(azResp.StatusCode); k != nil {
-			return k, false
-		}
-	}
-	var azAuth *azidentity.AuthenticationFailedError
-	if errors.As(err, &azAuth) {
-		if azAuth.RawResponse != nil && classifyStatus(azAuth.RawResponse.StatusCode) == ErrTransient {
-			return ErrTransient, false
-		}
-		return ErrPermission, false
-	}
-	// azidentity marks "this credential has nothing to work with" (no
-	// managed identity, no CLI login...) as not retriable.
-	var azNoRetry interface{ NonRetriable() }
-	if errors.As(err, &azNoRetry) {
-		return ErrPermission, false
-	}
-
-	// Google Cloud Storage.
-	if errors.Is(err, storage.ErrBucketNotExist) {
-		return ErrNotFound, true
-	}
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		return ErrNotFound, false
-	}
-	var gErr *googleapi.Error
-	if errors.As(err, &gErr) {
-		if k := classifyStatus(gErr.Code); k != nil {
-			return k, false
-		}
-	}
-	var gAuth *auth.Error
-	if errors.As(err, &gAuth) {
-		if gAuth.Response != nil && classifyStatus(gAuth.Response.StatusCode) == ErrTransient {
-			return ErrTransient, false
-		}
-		return ErrPermission, false
-	}
-	var oauthErr *oauth2.RetrieveError
-	if errors.As(err, &oauthErr) {
-		if oauthErr.Response != nil && classifyStatus(oauthErr.Response.StatusCode) == ErrTransient {
-			return ErrTransient, false
-		}
-		return ErrPermission, false
 	}
 
 	// The network, whichever SDK saw it.
 	return classifyNetwork(err), false
-}
-
-// classifyStatus maps an HTTP status to a sentinel, or nil.
-func classifyStatus(code int) error {
-	switch {
-	case code == http.StatusNotFound:
-		return ErrNotFound
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return ErrPermission
-	case code == http.StatusPreconditionFailed:
-		return ErrExists
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return ErrTransient
-	}
-	return nil
 }
 
 // classifyNetwork reports ErrTransient for failures of the connection
@@ -433,12 +291,6 @@ func classifyNetwork(err error) error {
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
-		return ErrTransient
-	}
-	// The AWS SDK wraps any failure to send a request (after its own
-	// retries) in RequestSendError.
-	var sendErr *smithyhttp.RequestSendError
-	if errors.As(err, &sendErr) {
 		return ErrTransient
 	}
 	return nil

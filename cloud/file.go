@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
 // The file:// provider is our own small driver rather than gocloud's
@@ -189,7 +191,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r Body, opts PutOptions
 		if src.err != nil {
 			// The source failed, not the disk: its error keeps its own
 			// classification, never the file system's.
-			return &Error{Op: "put", URL: s.url(key), Kind: kindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
+			return &Error{Op: "put", URL: s.url(key), Kind: KindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
 		}
 		return s.fail("put", key, err)
 	}
@@ -355,7 +357,7 @@ func (s *fileStore) GetRange(ctx context.Context, key string, offset, length int
 			return nil, s.fail("get", key, err)
 		}
 	}
-	return &fileReader{f: f, r: io.LimitReader(f, n), v: objectVersion{size: size, modTime: fi.ModTime()}}, nil
+	return &fileReader{f: f, r: io.LimitReader(f, n), v: contract.Version{Size: size, ModTime: fi.ModTime()}}, nil
 }
 
 // fileReader hides *os.File's other methods (Seek, ReadAt) which would
@@ -363,12 +365,12 @@ func (s *fileStore) GetRange(ctx context.Context, key string, offset, length int
 type fileReader struct {
 	f *os.File
 	r io.Reader // f, limited to the range
-	v objectVersion
+	v contract.Version
 }
 
-func (r *fileReader) Read(p []byte) (int, error)     { return r.r.Read(p) }
-func (r *fileReader) Close() error                   { return r.f.Close() }
-func (r *fileReader) version() (objectVersion, bool) { return r.v, true }
+func (r *fileReader) Read(p []byte) (int, error)              { return r.r.Read(p) }
+func (r *fileReader) Close() error                            { return r.f.Close() }
+func (r *fileReader) ObjectVersion() (contract.Version, bool) { return r.v, true }
 
 // Stat implements Store.
 func (s *fileStore) Stat(ctx context.Context, key string) (Attrs, error) {

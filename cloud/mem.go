@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
 // NewMem returns a Store that keeps its objects in memory, for the unit
@@ -37,7 +39,7 @@ type memObject struct {
 }
 
 func (s *memStore) fail(op, key string, err error) error {
-	return newError(op, "mem:///"+key, err)
+	return NewError(op, "mem:///"+key, err)
 }
 
 // Put implements Store. The object is stored only once the whole stream is
@@ -54,7 +56,7 @@ func (s *memStore) Put(ctx context.Context, key string, r Body, opts PutOptions)
 		if ctx.Err() != nil {
 			return s.fail("put", key, ctx.Err())
 		}
-		return &Error{Op: "put", URL: "mem:///" + key, Kind: kindOf(err), Err: fmt.Errorf("reading source: %w", err)}
+		return &Error{Op: "put", URL: "mem:///" + key, Kind: KindOf(err), Err: fmt.Errorf("reading source: %w", err)}
 	}
 	if err := ctx.Err(); err != nil {
 		return s.fail("put", key, err)
@@ -102,7 +104,7 @@ func (s *memStore) GetRange(_ context.Context, key string, offset, length int64)
 		return nil, err
 	}
 	start, n := clampRange(int64(len(o.data)), offset, length)
-	v := objectVersion{size: int64(len(o.data)), modTime: o.modTime, tag: strconv.FormatUint(o.seq, 10)}
+	v := contract.Version{Size: int64(len(o.data)), ModTime: o.modTime, Tag: strconv.FormatUint(o.seq, 10)}
 	return &memReader{r: bytes.NewReader(o.data[start : start+n]), v: v}, nil
 }
 
@@ -110,12 +112,12 @@ func (s *memStore) GetRange(_ context.Context, key string, offset, length int64)
 // so that no caller comes to rely on seeking.
 type memReader struct {
 	r *bytes.Reader
-	v objectVersion
+	v contract.Version
 }
 
-func (r *memReader) Read(p []byte) (int, error)     { return r.r.Read(p) }
-func (r *memReader) Close() error                   { return nil }
-func (r *memReader) version() (objectVersion, bool) { return r.v, true }
+func (r *memReader) Read(p []byte) (int, error)              { return r.r.Read(p) }
+func (r *memReader) Close() error                            { return nil }
+func (r *memReader) ObjectVersion() (contract.Version, bool) { return r.v, true }
 
 // Stat implements Store.
 func (s *memStore) Stat(_ context.Context, key string) (Attrs, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"sync/atomic"
+
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
 // Metrics counts a Store's operations and bytes. The zero value is ready;
@@ -103,5 +105,7 @@ type countingReadCloser struct {
 	rc io.ReadCloser
 }
 
-func (c *countingReadCloser) Close() error                   { return c.rc.Close() }
-func (c *countingReadCloser) version() (objectVersion, bool) { return versionOf(c.rc) }
+func (c *countingReadCloser) Close() error { return c.rc.Close() }
+func (c *countingReadCloser) ObjectVersion() (contract.Version, bool) {
+	return contract.VersionOf(c.rc)
+}

@@ -25,6 +25,13 @@ const (
 	DefaultRetryTimeout = 5 * time.Minute
 )
 
+// minPartSize and maxPartSize bound Options.PartSize: S3's limits on a
+// part, the strictest of the providers'.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+)
+
 // AcceptedURLs lists the store URL forms, for help texts and errors.
 const AcceptedURLs = "s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix, file:///absolute/dir"
 
@@ -64,7 +71,7 @@ type Options struct {
 	// 0 means DefaultRetryTimeout, a negative value disables retries.
 	RetryTimeout time.Duration
 	// IOTimeout fails one HTTP request that waits this long on the store
-	// without a byte moving (see stallTransport); 0 means
+	// without a byte moving (see package internal/stall); 0 means
 	// DefaultIOTimeout. The retry wrapper then tries again, within
 	// RetryTimeout.
 	IOTimeout time.Duration
@@ -88,20 +95,6 @@ type Layer func(Store) Store
 // SSEModes are the values of Options.SSE that S3 accepts, for help texts.
 func SSEModes() []string { return []string{"AES256", "aws:kms", "aws:kms:dsse"} }
 
-func (o Options) partSize() int64 {
-	if o.PartSize > 0 {
-		return o.PartSize
-	}
-	return DefaultPartSize
-}
-
-func (o Options) concurrency() int {
-	if o.Concurrency > 0 {
-		return o.Concurrency
-	}
-	return DefaultConcurrency
-}
-
 // Open returns the Store for a store URL, rooted at the URL's prefix and
 // wrapped with retries. It reads configuration and credentials settings
 // from the environment but does no network round trip: a bad bucket or bad
@@ -113,7 +106,9 @@ func (o Options) concurrency() int {
 //
 // The Store is built as a chain of wrappers, innermost first:
 //
-//  1. the provider, chosen by the URL's scheme;
+//  1. the provider, chosen by the URL's scheme among file:// and the
+//     providers linked into the program (see Provider; ErrNotLinked for
+//     the others);
 //  2. WithBandwidth, with MaxBandwidth (when set): next to the provider,
 //     so that it counts every byte sent or received, retries included;
 //  3. WithPrefix, with the URL's prefix (when there is one);
@@ -133,18 +128,16 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 		return nil, err
 	}
 	var s Store
-	switch loc.scheme {
-	case "file":
+	if loc.scheme == "file" {
 		s = newFileStore(loc.dir)
-	case "s3":
-		s, err = openS3(ctx, loc.bucket, opts)
-	case "gs":
-		s, err = openGCS(loc.bucket, opts)
-	case "azblob":
-		s, err = openAzure(loc.bucket, opts)
-	}
-	if err != nil {
-		return nil, err
+	} else {
+		p, ok := lookup(loc.scheme)
+		if !ok {
+			return nil, fmt.Errorf("%s:// stores: %w", loc.scheme, ErrNotLinked)
+		}
+		if s, err = p.Open(ctx, loc.bucket, opts); err != nil {
+			return nil, err
+		}
 	}
 	s = WithBandwidth(s, opts.MaxBandwidth)
 	if loc.prefix != "" {
@@ -314,10 +307,10 @@ func (o Options) check(scheme string) error {
 			errs = append(errs, fmt.Errorf("--endpoint-url %q: want http://host:port or https://host", o.EndpointURL))
 		}
 	}
-	if o.PartSize < 0 || (o.PartSize > 0 && o.PartSize < s3MinPartSize) {
+	if o.PartSize < 0 || (o.PartSize > 0 && o.PartSize < minPartSize) {
 		errs = append(errs, fmt.Errorf("part size %d: want at least 5 MiB", o.PartSize))
 	}
-	if o.PartSize > s3MaxPartSize {
+	if o.PartSize > maxPartSize {
 		errs = append(errs, fmt.Errorf("part size %d: want at most 5 GiB", o.PartSize))
 	}
 	if o.IOTimeout < 0 {

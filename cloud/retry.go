@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
 // RetryOptions configure WithRetry.
@@ -17,7 +19,7 @@ type RetryOptions struct {
 	// requests) is cut short at it. It does not cut short an upload, a
 	// download or a listing already under way, which may rightly take
 	// longer: those stop only when the store stalls (the HTTP clients' I/O
-	// timeout, see stallTransport) or ctx ends. A download that breaks
+	// timeout, see package internal/stall) or ctx ends. A download that breaks
 	// is resumed within Timeout counted from the break. 0 means
 	// DefaultRetryTimeout.
 	Timeout time.Duration
@@ -213,10 +215,10 @@ type resumingReader struct {
 	done           int64  // bytes delivered so far
 	url            string // the object, as the store underneath names it in errors
 
-	rc    io.ReadCloser // the current stream; nil after a failed resume
-	v     objectVersion // what the first stream read
-	known bool          // v is known: resuming is safe
-	err   error         // sticky: the stream is over
+	rc    io.ReadCloser    // the current stream; nil after a failed resume
+	v     contract.Version // what the first stream read
+	known bool             // v is known: resuming is safe
+	err   error            // sticky: the stream is over
 }
 
 // open opens the rest of the range (all of it at first) with retries. A
@@ -231,12 +233,12 @@ func (rr *resumingReader) open(first bool) error {
 		if err != nil {
 			return err
 		}
-		v, ok := versionOf(rc)
+		v, ok := contract.VersionOf(rc)
 		if first {
 			rr.rc, rr.v, rr.known = rc, v, ok
 			return nil
 		}
-		if !ok || !v.same(rr.v) {
+		if !ok || !v.Same(rr.v) {
 			_ = rc.Close()
 			return noRetry{rr.changed(v, ok)}
 		}
@@ -245,13 +247,13 @@ func (rr *resumingReader) open(first bool) error {
 	})
 }
 
-func (rr *resumingReader) changed(v objectVersion, ok bool) error {
+func (rr *resumingReader) changed(v contract.Version, ok bool) error {
 	now := "an unknown version"
 	if ok {
-		now = fmt.Sprintf("size %d, modified %v, tag %q", v.size, v.modTime.UTC(), v.tag)
+		now = fmt.Sprintf("size %d, modified %v, tag %q", v.Size, v.ModTime.UTC(), v.Tag)
 	}
 	return &Error{Op: "get", URL: rr.url, Err: fmt.Errorf("%w (read the object again from the start): it is now %s, it was size %d, modified %v, tag %q",
-		ErrObjectChanged, now, rr.v.size, rr.v.modTime.UTC(), rr.v.tag)}
+		ErrObjectChanged, now, rr.v.Size, rr.v.ModTime.UTC(), rr.v.Tag)}
 }
 
 func (rr *resumingReader) Read(p []byte) (int, error) {
@@ -285,7 +287,7 @@ func (rr *resumingReader) resume(cause error) error {
 	if e := (*Error)(nil); errors.As(cause, &e) && e.URL != "" {
 		rr.url = e.URL
 	}
-	if end := rr.v.size - rr.offset; rr.done >= end || (rr.length >= 0 && rr.done >= rr.length) {
+	if end := rr.v.Size - rr.offset; rr.done >= end || (rr.length >= 0 && rr.done >= rr.length) {
 		// Everything came; only the end of the stream went missing.
 		return io.EOF
 	}
@@ -310,9 +312,9 @@ func (rr *resumingReader) Close() error {
 	return err
 }
 
-// version implements versioned: a wrapper around the retry wrapper (and a
+// ObjectVersion implements contract.Versioned: a wrapper around the retry wrapper (and a
 // retry wrapper around another) may learn what the stream reads.
-func (rr *resumingReader) version() (objectVersion, bool) { return rr.v, rr.known }
+func (rr *resumingReader) ObjectVersion() (contract.Version, bool) { return rr.v, rr.known }
 
 func (r *retryStore) Stat(ctx context.Context, key string) (Attrs, error) {
 	var a Attrs

@@ -3,7 +3,6 @@ package cloud
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 )
@@ -106,43 +105,6 @@ var (
 	ErrTransient = errors.New("transient failure")
 )
 
-// objectVersion identifies the version of an object a stream reads, as
-// the response that opened it said. The retry wrapper compares it before
-// resuming a broken download, so that the resumed bytes come from the
-// same object and not from one written meanwhile under the same key.
-type objectVersion struct {
-	size    int64
-	modTime time.Time
-	tag     string // ETag (S3, Azure), generation (GCS), a counter (mem); "" if none
-}
-
-func (v objectVersion) same(w objectVersion) bool {
-	return v.size == w.size && v.modTime.Equal(w.modTime) && v.tag == w.tag
-}
-
-// versioned is implemented by the streams that Get and GetRange return
-// when they know the version they read: every provider's, and every
-// wrapper's that passes a provider's stream on.
-type versioned interface {
-	version() (objectVersion, bool)
-}
-
-// versionOf returns the version r reads, if it says.
-func versionOf(r io.Reader) (objectVersion, bool) {
-	if v, ok := r.(versioned); ok {
-		return v.version()
-	}
-	return objectVersion{}, false
-}
-
-// checkRange refuses what no provider can read.
-func checkRange(offset int64) error {
-	if offset < 0 {
-		return fmt.Errorf("%w: negative offset %d", errInvalid, offset)
-	}
-	return nil
-}
-
 // clampRange returns the part of [offset, offset+length) (length < 0: to
 // the end) inside an object of size bytes, as a start and a count.
 func clampRange(size, offset, length int64) (start, n int64) {
@@ -153,9 +115,3 @@ func clampRange(size, offset, length int64) (start, n int64) {
 	}
 	return start, n
 }
-
-// emptyStream is the stream of a range outside the object.
-type emptyStream struct{}
-
-func (emptyStream) Read([]byte) (int, error) { return 0, io.EOF }
-func (emptyStream) Close() error             { return nil }

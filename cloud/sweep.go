@@ -69,15 +69,3 @@ func (p *prefixStore) SweepStale(ctx context.Context, prefix string, opts SweepO
 	}
 	return SweepStale(ctx, p.s, p.prefix+prefix, opts)
 }
-
-// SweepStale implements StaleSweeper for the providers that have a sweep
-// hook (S3).
-func (s *bucketStore) SweepStale(ctx context.Context, prefix string, opts SweepOptions) (SweepResult, error) {
-	if s.sweepStale == nil {
-		return SweepResult{}, fmt.Errorf("sweep %s: %w", s.base, errors.ErrUnsupported)
-	}
-	if err := checkPrefix(prefix); err != nil {
-		return SweepResult{}, s.fail("sweep", prefix, err)
-	}
-	return s.sweepStale(ctx, prefix, opts)
-}

@@ -2,10 +2,10 @@ package compress
 
 import (
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
@@ -75,14 +75,19 @@ type zstdCodec struct{}
 func (zstdCodec) Name() string { return "zstd" }
 func (zstdCodec) Ext() string  { return "zst" }
 func (zstdCodec) NewWriter(w io.Writer, level int) (io.WriteCloser, error) {
-	l := zstd.SpeedFastest
-	if level > 0 {
-		l = zstd.EncoderLevelFromZstd(level)
-	}
 	// One encoder goroutine per stream: gbc runs many streams at once
 	// (--jobs), so parallelism comes from the pipeline, not from inside a
-	// stream, and memory stays proportional to --jobs.
-	return zstd.NewWriter(w, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(4<<20))
+	// stream, and memory stays proportional to --jobs. WAL segments are
+	// written with other options (ForWAL).
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel(level)), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(4<<20))
+}
+
+// zstdLevel maps a codec level (0: the fast default) to zstd's.
+func zstdLevel(level int) zstd.EncoderLevel {
+	if level > 0 {
+		return zstd.EncoderLevelFromZstd(level)
+	}
+	return zstd.SpeedFastest
 }
 func (zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
@@ -141,10 +146,13 @@ type noneCodec struct{}
 func (noneCodec) Name() string { return "none" }
 func (noneCodec) Ext() string  { return "" }
 func (noneCodec) NewWriter(w io.Writer, _ int) (io.WriteCloser, error) {
-	return nopWriteCloser{w}, nil
+	return &nopWriteCloser{w}, nil
 }
 func (noneCodec) NewReader(r io.Reader) (io.ReadCloser, error) { return io.NopCloser(r), nil }
 
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// Reset makes it a resetter like every other codec's writer.
+func (n *nopWriteCloser) Reset(w io.Writer) { n.Writer = w }

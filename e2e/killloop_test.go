@@ -19,6 +19,7 @@ import (
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/e2e/harness"
+	"github.com/gbc-backup/gbc/restore"
 )
 
 // killPoints is how many seeded random points each command is killed at.
@@ -39,16 +40,22 @@ func killSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// TestKillLoop kills gbc-wal-archive and gbc-backup with SIGKILL at seeded
-// random points, on file:// and MinIO. After every point: no DONE record
-// has a missing or damaged part, a re-run completes, and every segment
-// whose archiving a re-run confirmed restores byte-identical.
+// TestKillLoop kills gbc-wal-archive (alone, and with its background
+// pusher), gbc-backup, gbc-restore and gbc-backup-delete with SIGKILL at
+// seeded random points, on file:// and MinIO. After every point: no DONE
+// record has a missing or damaged part, a re-run completes, every segment
+// whose archiving a call confirmed restores byte-identical, no object is
+// half-written, and a delete leaves no garbage.
 func TestKillLoop(t *testing.T) {
 	for _, provider := range []string{"file", "s3"} {
 		t.Run(provider, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(killSeed(t), 1))
+			seed := killSeed(t)
+			rng := rand.New(rand.NewPCG(seed, 1))
 			st := harness.NewStore(t, provider)
 			t.Run("gbc-wal-archive", func(t *testing.T) { killArchive(t, st, rng) })
+			// A stream of its own, so that the other points stay those
+			// of earlier releases for the same seed.
+			t.Run("gbc-wal-archive with its pusher", func(t *testing.T) { killArchivePushAhead(t, st, rand.New(rand.NewPCG(seed, 3))) })
 			t.Run("gbc-backup, gbc-restore and gbc-backup-delete", func(t *testing.T) { killBackupRestoreDelete(t, st, rng) })
 		})
 	}
@@ -125,8 +132,8 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 	t.Logf("%d DONE backups checked part by part", len(checked))
 
 	// gbc-restore: a killed restore leaves nothing that could be started
-	// (global/pg_control is written last), and a restore into a fresh
-	// directory completes.
+	// half-restored (global/pg_control is written last), and a restore
+	// into a fresh directory completes.
 	start = time.Now()
 	bkRun(t, pg, st, "gbc-restore", []string{"--no-recovery-config"}, bkServer, last.ID, pg.NewEmptyDataDir(t))
 	full = time.Since(start)
@@ -148,7 +155,15 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 		}
 		killed++
 		if _, err := os.Stat(filepath.Join(dest, "global", "pg_control")); err == nil {
-			t.Errorf("point %d: a killed restore left global/pg_control in %s: it could be started half-restored", i, dest)
+			// pg_control is renamed into place once everything else is
+			// durable: a restore killed after that, on its way out, is
+			// whole, which the server's own manifest check must confirm
+			// (its lock file aside, which a kill in the last
+			// milliseconds leaves).
+			out, err := pg.Command(t, "pg_verifybackup", "-n", "-i", restore.LockFile, dest).CombinedOutput()
+			if err != nil {
+				t.Errorf("point %d: a killed restore left global/pg_control in %s, which is not a whole restore: it could be started half-restored: %v\n%s", i, dest, err, out)
+			}
 		}
 	}
 	t.Logf("%d of %d restores killed before they ended", killed, killPoints)
@@ -158,23 +173,48 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 
 	// gbc-backup-delete: killed while deleting a backup, then run again,
 	// it leaves a store whose records all read and whose DONE backups are
-	// all whole, and the backup is gone.
-	var doomed []*catalog.Backup
-	for range killPoints {
-		doomed = append(doomed, bkBackup(t, pg, st))
+	// all whole, and the backup is gone. The oldest backups go first, so
+	// that each delete also deletes the WAL that only the backup needed.
+	// One point more is made rather than waited for: the kill right after
+	// the record went, which leaves objects without a record (a window of
+	// a millisecond that the random points rarely hit).
+	for range killPoints + 1 {
+		bkBackup(t, pg, st)
 	}
+	var doomed []*catalog.Backup
+	all, err := catalog.List(context.Background(), s, catalog.Layout{Server: bkServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range all { // oldest first
+		if b.Status == catalog.StatusDone && len(doomed) < killPoints+1 {
+			doomed = append(doomed, b)
+		}
+	}
+	// The kill points fall within the time of a whole run: a dry run's,
+	// doubled for the deletes it leaves out.
+	start = time.Now()
+	bkRun(t, pg, st, "gbc-backup-delete", []string{"--dry-run", "--backup-id", doomed[0].ID}, bkServer)
+	full = 2 * time.Since(start)
 	killed = 0
+	walBefore, walDeleted, orphaned := len(listKeys(t, s, catalog.Layout{Server: bkServer}.WALRoot())), 0, 0
 	for i, b := range doomed {
 		argv := st.Argv("gbc-backup-delete", []string{"--backup-id", b.ID}, bkServer)
-		cmd := harness.GBCCommand(t, st.Env, argv...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(100 * time.Millisecond))))
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if wasKilled(cmd) {
-			killed++
+		if i == killPoints {
+			if err := s.Delete(context.Background(), catalog.Layout{Server: bkServer}.RecordKey(b.ID)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			cmd := harness.GBCCommand(t, st.Env, argv...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rng.Int64N(int64(full))))
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			if wasKilled(cmd) {
+				killed++
+			}
 		}
 		// Run again, it finishes the delete (0), or finds the record gone
 		// (5), or, when the kill came after the record went, refuses to
@@ -183,6 +223,9 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 		_, errOut, code := harness.RunGBC(t, st.Env, argv...)
 		if code != 0 && code != 5 && !(code == 4 && strings.Contains(errOut, "younger than --orphan-age")) {
 			t.Fatalf("point %d: delete of %s again: exit %d: %s", i, b.ID, code, errOut)
+		}
+		if code == 4 {
+			orphaned++
 		}
 		left, err := catalog.List(context.Background(), s, catalog.Layout{Server: bkServer})
 		if err != nil {
@@ -197,8 +240,45 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 			}
 		}
 		checkDoneRecords(t, s, map[string]bool{}, i)
+		// No garbage once the next run an --orphan-age later is done:
+		// not of this backup, not of the backups killed above, and no
+		// WAL that no backup needs; and the remaining backups' WAL is
+		// all there.
+		walDeleted += pruneLater(t, s, bkServer, i).WAL.Objects
+		checkNoGarbage(t, st, s, bkServer, b.ID, i)
 	}
-	t.Logf("%d delete calls killed before they ended", killed)
+	walAfter := len(listKeys(t, s, catalog.Layout{Server: bkServer}.WALRoot()))
+	t.Logf("%d of %d delete calls killed before they ended; %d left objects without a record; WAL objects: %d before, %d after (%d of them deleted by the runs an --orphan-age later)",
+		killed, killPoints, orphaned, walBefore, walAfter, walDeleted)
+	if killed == 0 || orphaned == 0 {
+		t.Errorf("%d delete calls killed, %d leaving objects without a record: the loop proved nothing", killed, orphaned)
+	}
+	if walAfter >= walBefore {
+		t.Errorf("no WAL was deleted (%d objects before, %d after): the WAL checks proved nothing", walBefore, walAfter)
+	}
+
+	// The oldest remaining backup still recovers to the end of the WAL:
+	// none that it needs was deleted.
+	var oldest *catalog.Backup
+	left, err := catalog.List(context.Background(), s, catalog.Layout{Server: bkServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range left {
+		if oldest == nil && b.Status == catalog.StatusDone {
+			oldest = b
+		}
+	}
+	if oldest == nil {
+		t.Fatalf("no DONE backup left after the deletes: %d records", len(left))
+	}
+	pg.Exec(t, "CREATE TABLE marks (mark text PRIMARY KEY)")
+	pg.Exec(t, "INSERT INTO marks VALUES ('after the deletes')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 2*time.Minute)
+	// retRestore restores server retServer, which is bkServer.
+	if got := retRestore(t, pg, st, oldest.ID); got != "after the deletes" {
+		t.Errorf("the oldest remaining backup %s, restored to the end of the WAL, holds marks %q, want %q", oldest.ID, got, "after the deletes")
+	}
 }
 
 // checkDoneRecords verifies every part of each DONE record not checked

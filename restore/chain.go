@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/gbc-backup/gbc/blockmap"
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cloud"
 	"github.com/gbc-backup/gbc/pg"
@@ -104,6 +105,12 @@ type pendingFile struct {
 	mode    fs.FileMode
 	mtime   time.Time
 	done    bool // a whole file completed it
+
+	// A delta restore's file that existed (see delta.go): stale tells
+	// that blocks nobody writes must still be made zeros; compare, that
+	// each block is compared with the local one before it is written
+	// (no block map said which differ); wrote, that a byte was written.
+	stale, compare, wrote bool
 }
 
 func (p *pendingFile) has(b uint32) bool { return p.written[b/64]&(1<<(b%64)) != 0 }
@@ -115,6 +122,12 @@ type combiner struct {
 	pending map[string]*pendingFile // by manifest path
 	// level is 0 while the newest backup is restored.
 	level int
+
+	// delta: the files exist already (see delta.go); blocks, when the
+	// newest backup has one, is its block map.
+	delta  bool
+	blocks *blockmap.Index
+
 	// label, when set, is the backup_label written in place of the
 	// incremental one (see fixLabel).
 	label []byte
@@ -150,6 +163,10 @@ func (p *pendingFile) writeBlocks(r io.Reader, nums func(yield func(uint32) bool
 	}
 	defer unix.Close(fd)
 	block := buf[:pg.BlockSize]
+	var local []byte
+	if p.compare {
+		local = make([]byte, pg.BlockSize)
+	}
 	var n int64
 	var rerr error
 	nums(func(b uint32) bool {
@@ -160,6 +177,13 @@ func (p *pendingFile) writeBlocks(r io.Reader, nums func(yield func(uint32) bool
 		if !keep(b) {
 			return true
 		}
+		if p.compare {
+			if m, err := preadFull(fd, local, int64(b)*pg.BlockSize); err == nil && m == len(local) && bytes.Equal(local, block) {
+				p.set(b)
+				return true
+			}
+		}
+		p.wrote = true
 		if _, err := unix.Pwrite(fd, block, int64(b)*pg.BlockSize); err != nil {
 			rerr = &fs.PathError{Op: "write", Path: p.name, Err: err}
 			return false
@@ -186,6 +210,11 @@ func (c *combiner) incremental(x *extractor, name, manPath string, h *tar.Header
 		length := ih.Length()
 		p = &pendingFile{x: x, name: name, manPath: manPath, written: make([]uint64, (length+63)/64+1),
 			limit: ih.TruncationBlockLength, length: length, mode: fs.FileMode(h.Mode) & fs.ModePerm, mtime: h.ModTime}
+		if c.delta {
+			if err := c.prepareDelta(p); err != nil {
+				return 0, err
+			}
+		}
 		// An entry seen again is a part restored again after its
 		// download broke: the new one replaces it.
 		c.mu.Lock()
@@ -264,9 +293,13 @@ func (c *combiner) finish() error {
 		if err != nil {
 			return err
 		}
-		err = unix.Ftruncate(fd, int64(p.length)*pg.BlockSize)
-		if err == nil {
-			err = finishFile(fd, p.mode, p.mtime, int64(p.length)*pg.BlockSize)
+		if p.stale {
+			err = p.finishDelta(fd)
+		} else {
+			err = unix.Ftruncate(fd, int64(p.length)*pg.BlockSize)
+			if err == nil {
+				err = finishFile(fd, p.mode, p.mtime, int64(p.length)*pg.BlockSize)
+			}
 		}
 		unix.Close(fd)
 		if err != nil {

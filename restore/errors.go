@@ -15,7 +15,9 @@ var (
 	ErrInvalid = errors.New("invalid restore request")
 	// ErrRefused: the restore was refused to protect data: a directory
 	// that holds files or that another restore is writing, WAL in the
-	// store of another cluster, snapshot disks not mounted as recorded.
+	// store of another cluster, snapshot disks not mounted as recorded;
+	// for a delta restore, a directory that is not a data directory of
+	// the backup's system, or that a server runs on (DeltaRefusal).
 	ErrRefused = errors.New("restore refused")
 	// ErrMissing: something the restore needs is not there: the backup
 	// is not DONE, its WAL is not in the store, a disk made from its

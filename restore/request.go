@@ -20,9 +20,13 @@ type Request struct {
 	// recovery target, the newest DONE backup that ended before it.
 	Backup string
 	// Dest is the data directory, an absolute path: missing or empty for
-	// a file restore, the data directory on the disks for a snapshot
-	// recovery.
+	// a file restore (or with Delta, a data directory of the backup's
+	// system), the data directory on the disks for a snapshot recovery.
 	Dest string
+	// Delta restores over an existing data directory of the backup's
+	// system, writing only what differs and removing what the backup
+	// does not hold (see Options.Delta).
+	Delta bool
 
 	// Target is where recovery stops; the zero Target replays all the
 	// archived WAL.
@@ -94,6 +98,9 @@ func (r Request) Check() error {
 	}
 	if r.NoRecoveryConfig && r.Standby {
 		return invalid(errors.New("--standby writes standby.signal and recovery settings, which --no-recovery-config leaves out: give one of them"))
+	}
+	if r.Snapshot != nil && r.Delta {
+		return invalid(errors.New("--delta does not apply with --snapshot-recovery-instance: a snapshot recovery uses disks made from the snapshots, not the data directory in place"))
 	}
 	if r.Snapshot != nil && len(r.Relocate) > 0 {
 		return invalid(errors.New("--tablespace does not apply with --snapshot-recovery-instance: a snapshot backup's tablespaces are on its disks, mounted where they were"))
@@ -184,14 +191,15 @@ func Restore(ctx context.Context, r Request) (*Report, error) {
 	rep.Files, err = Run(ctx, Options{
 		Store: r.Store, Layout: layout, Backup: b, Chain: chain, Dest: r.Dest,
 		Relocate: r.Relocate, Jobs: r.Jobs, Recovery: rep.Recovery, SyncMethod: r.SyncMethod,
-		Events: r.Events,
+		Delta: r.Delta, Events: r.Events,
 	})
 	if err != nil {
 		// Refusals that protect what is in the directory: someone's
 		// files, or another restore's work in progress.
 		var ne *NotEmptyError
 		var be *BusyError
-		if errors.As(err, &ne) || errors.As(err, &be) {
+		var de *DeltaRefusal
+		if errors.As(err, &ne) || errors.As(err, &be) || errors.As(err, &de) {
 			return nil, refused(err)
 		}
 		return nil, err

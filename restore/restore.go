@@ -31,8 +31,14 @@ type Options struct {
 	// Chain is what an incremental Backup needs (see Chain): Backup, its
 	// parent, and so on down to a full backup. Empty for a full backup.
 	Chain []*catalog.Backup
-	// Dest is the new data directory: missing or empty.
+	// Dest is the new data directory: missing or empty, or with Delta a
+	// data directory of the backup's system.
 	Dest string
+	// Delta restores over the data directory (and tablespaces) in Dest,
+	// writing only what differs from the backup and removing what it
+	// does not hold (see delta.go); into a missing or empty directory it
+	// is a plain restore.
+	Delta bool
 	// Relocate maps a tablespace name or OID to a new location; the other
 	// tablespaces go back where they were.
 	Relocate map[string]string
@@ -56,6 +62,12 @@ type Result struct {
 	// Write is the time to download, verify and write every part, Sync the
 	// time to make it durable.
 	Write, Sync time.Duration
+	// Delta tells that the restore was one over an existing data
+	// directory; Kept counts its files that were already as in the
+	// backup (nothing written), Removed the files, links and
+	// directories it removed because the backup does not hold them.
+	Delta         bool
+	Kept, Removed int64
 }
 
 // Placement is where a tablespace was restored.
@@ -114,9 +126,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, p := range places {
 		dirs = append(dirs, p.Location)
 	}
+	// A delta restore into a missing or empty directory is a plain one.
+	delta := false
+	if o.Delta {
+		err := checkEmpty(o.Dest, LockFile)
+		var ne *NotEmptyError
+		if delta = errors.As(err, &ne); !delta && err != nil {
+			return nil, err
+		}
+	}
+	check := func() error {
+		if delta {
+			return checkDelta(o.Dest, b, places)
+		}
+		return checkDirs(dirs)
+	}
+	// Another restore writing there is told first: the directory may
+	// look like anything meanwhile.
+	if delta && lockHeld(o.Dest) {
+		return nil, &BusyError{Dir: o.Dest}
+	}
 	// Check them all before creating any, so that a refusal leaves
 	// nothing behind.
-	if err := checkDirs(dirs); err != nil {
+	if err := check(); err != nil {
 		return nil, err
 	}
 	_, statErr := os.Stat(o.Dest)
@@ -133,7 +165,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDirs(dirs); err != nil {
+	if err := check(); err != nil {
 		lock.release()
 		if created {
 			os.Remove(o.Dest) // only if still empty: it was ours
@@ -152,16 +184,32 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer watch.close()
 
-	res := &Result{Tablespaces: places}
-	r := &run{o: o, emit: emit, res: res, roots: map[string]*extractor{}}
+	res := &Result{Tablespaces: places, Delta: delta}
+	r := &run{o: o, emit: emit, res: res, roots: map[string]*extractor{}, delta: delta}
 	defer r.close()
 	if err := r.openRoots(places); err != nil {
 		return nil, err
+	}
+	incomplete := incomplete
+	if delta {
+		incomplete = incompleteDelta
+		if err := holdControl(r.data.root, o.Dest); err != nil {
+			return nil, err
+		}
 	}
 	if b.Kind() != catalog.TypeFull {
 		r.comb = newCombiner()
 		for oid, x := range r.roots {
 			x.comb, x.tablespace = r.comb, oid
+		}
+		if delta {
+			r.comb.delta = true
+			if r.comb.blocks, err = r.loadDeltaBlockMap(ctx); err != nil {
+				return nil, incomplete(o.Dest, err)
+			}
+			if r.comb.blocks != nil {
+				defer r.comb.blocks.Close()
+			}
 		}
 	}
 	start := time.Now()
@@ -176,6 +224,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, incomplete(o.Dest, err)
 		}
 		if err := r.fixLabel(); err != nil {
+			return nil, incomplete(o.Dest, err)
+		}
+		for _, p := range r.comb.pending {
+			if p.stale && !p.wrote {
+				res.Kept++
+			}
+		}
+	}
+	if delta {
+		if err := r.removeExtras(places); err != nil {
 			return nil, incomplete(o.Dest, err)
 		}
 	}
@@ -223,6 +281,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // operator sees says what state the directory is in and what to do.
 func incomplete(dest string, err error) error {
 	return fmt.Errorf("%w; the restore is incomplete and %s is unusable (PostgreSQL will refuse to start it): remove it, and any tablespace directory restored with it, before trying again", err, dest)
+}
+
+// incompleteDelta is incomplete for a delta restore, which another delta
+// restore finishes.
+func incompleteDelta(dest string, err error) error {
+	return fmt.Errorf("%w; the delta restore is incomplete and %s is unusable (PostgreSQL will refuse to start it): run gbc-restore --delta again to finish it", err, dest)
 }
 
 // ErrPlan classifies a relocation that cannot be done (an unknown
@@ -352,6 +416,8 @@ type run struct {
 	roots map[string]*extractor // by tablespace OID; "" is the data directory
 	// comb combines the chain of an incremental backup; nil for a full.
 	comb *combiner
+	// delta restores over existing files (see delta.go).
+	delta bool
 }
 
 func (r *run) openRoots(places []Placement) error {
@@ -360,7 +426,11 @@ func (r *run) openRoots(places []Placement) error {
 		if err != nil {
 			return nil, err
 		}
-		return newExtractor(root, held), nil
+		x := newExtractor(root, held)
+		if r.delta {
+			x.delta, x.files, x.parents = true, map[string]struct{}{}, map[string]struct{}{}
+		}
+		return x, nil
 	}
 	var err error
 	if r.data, err = open(r.o.Dest, map[string]string{controlFile: heldControl}); err != nil {
@@ -401,6 +471,7 @@ func (r *run) restoreParts(ctx context.Context) error {
 	for i, st := range stats {
 		r.res.Files += st.Files
 		r.res.Bytes += st.Bytes
+		r.res.Kept += st.Kept
 		if err == nil {
 			r.res.StoredBytes += parts[i].StoredSize
 		}
@@ -451,6 +522,11 @@ func (r *run) restorePart(ctx context.Context, p catalog.Part) (extractStats, er
 			return st, fmt.Errorf("part %s: %w", p.Key, err)
 		}
 		r.emit(PartRetry{Key: p.Key, Err: err, Attempt: attempt + 1, Attempts: partAttempts})
+		// A delta restore compares again what the attempt wrote: there is
+		// nothing to remove, and its files may have been there before.
+		if x.delta {
+			st.Created = nil
+		}
 		if rerr := x.remove(st.Created); rerr != nil {
 			return st, fmt.Errorf("part %s: %w (and removing its files for another attempt: %v)", p.Key, err, rerr)
 		}

@@ -45,6 +45,13 @@ type extractor struct {
 	// file is in place: writing into a directory changes its time, and a
 	// read-only mode would stop the writes.
 	dirs map[string]dirAttrs
+
+	// delta writes over existing files, only the blocks that differ (see
+	// delta.go); files and parents then name what the backup holds, so
+	// that the rest can be removed at the end.
+	delta   bool
+	files   map[string]struct{}
+	parents map[string]struct{}
 }
 
 type dirAttrs struct {
@@ -63,12 +70,19 @@ type extractStats struct {
 	// Created names every file and link the stream created, so that a
 	// part whose download broke can be removed and restored again.
 	Created []string
+	// Kept counts the files of a delta restore that were already as in
+	// the backup.
+	Kept int64
 }
 
 // extract writes every entry of the tar stream r, using buf to copy file
 // contents so that memory stays one buffer per stream.
 func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
 	var st extractStats
+	var local []byte // a delta restore's copy of the local file's bytes
+	if x.delta {
+		local = make([]byte, len(buf))
+	}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -88,10 +102,23 @@ func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
 		case tar.TypeReg:
 			if rel, ok := pg.FromIncrementalName(name); ok && x.comb != nil {
 				var n int64
+				x.keep(rel)
 				n, err = x.comb.incremental(x, rel, manifestPath(x.tablespace, rel), h, tr, buf)
 				st.Created = append(st.Created, rel)
 				st.Files++
 				st.Bytes += n
+				break
+			}
+			if x.delta {
+				target := x.target(name)
+				x.keep(target)
+				n, kept, derr := x.writeDelta(target, h, tr, buf, local)
+				st.Files++
+				st.Bytes += n
+				if kept {
+					st.Kept++
+				}
+				err = derr
 				break
 			}
 			var n int64
@@ -103,6 +130,7 @@ func (x *extractor) extract(r io.Reader, buf []byte) (extractStats, error) {
 			st.Files++
 			st.Bytes += n
 		case tar.TypeSymlink:
+			x.keep(name)
 			if err = x.symlink(name, h.Linkname); err == nil {
 				st.Created = append(st.Created, name)
 			}
@@ -134,6 +162,11 @@ func entryName(name string) (string, error) {
 func (x *extractor) mkdir(name string, h *tar.Header) error {
 	// 0700 while files are written; the archived mode comes at the end.
 	if name != "." {
+		if x.delta {
+			if err := x.realDir(name); err != nil {
+				return err
+			}
+		}
 		if err := x.root.MkdirAll(name, 0o700); err != nil {
 			return err
 		}
@@ -153,14 +186,24 @@ func (x *extractor) mkdir(name string, h *tar.Header) error {
 // comes from os.Root, so it is inside the tree, and the file is created
 // in it by its last name only, with O_EXCL|O_NOFOLLOW: nothing is followed.
 func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader, buf []byte) (string, int64, error) {
-	target := name
-	if held, ok := x.held[name]; ok {
-		target = held
-	}
+	target := x.target(name)
 	dir, err := x.dir(path.Dir(target))
 	if err != nil {
 		return "", 0, err
 	}
+	return x.create(dir, target, h, r, buf)
+}
+
+// target is the name an archive entry is written under (see held).
+func (x *extractor) target(name string) string {
+	if held, ok := x.held[name]; ok {
+		return held
+	}
+	return name
+}
+
+// create writes a new file target in the directory dir.
+func (x *extractor) create(dir int, target string, h *tar.Header, r io.Reader, buf []byte) (string, int64, error) {
 	// O_EXCL: two entries for one file mean a broken backup, and an
 	// existing file in a directory gbc checked was empty means someone
 	// else is writing there.
@@ -193,6 +236,11 @@ func (x *extractor) dir(name string) (int, error) {
 	defer x.mu.Unlock()
 	if f, ok := x.dirFDs[name]; ok {
 		return int(f.Fd()), nil
+	}
+	if x.delta {
+		if err := x.realDir(name); err != nil {
+			return -1, err
+		}
 	}
 	f, err := x.root.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -273,6 +321,24 @@ func finishFile(fd int, mode fs.FileMode, mtime time.Time, size int64) error {
 func (x *extractor) symlink(name, target string) error {
 	if target == "" {
 		return errors.New("symbolic link without a target")
+	}
+	if x.delta {
+		if err := x.realDir(path.Dir(name)); err != nil {
+			return err
+		}
+		if fi, err := x.root.Lstat(name); err == nil {
+			if cur, err := x.root.Readlink(name); err == nil && cur == target {
+				return nil
+			}
+			if fi.IsDir() {
+				err = x.root.RemoveAll(name)
+			} else {
+				err = x.root.Remove(name)
+			}
+			if err != nil {
+				return fmt.Errorf("replace %s: %w", name, err)
+			}
+		}
 	}
 	err := x.root.Symlink(target, name)
 	if errors.Is(err, fs.ErrNotExist) {

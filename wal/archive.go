@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,7 +41,8 @@ type ArchiveOptions struct {
 	// markers record it, so that a marker written while archiving to one
 	// store never answers for another after archive_command changed.
 	Target string
-	Log    Logger
+	// Log gets warnings and, at the debug level, details; nil is silent.
+	Log *slog.Logger
 }
 
 // ArchiveResult says what one Archive call did.
@@ -87,7 +89,7 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 
 	// The cheap path first: no store client at all.
 	if name.Kind == Segment && la.await(ctx, name) {
-		log.Debugf("%s was pushed ahead and still matches its checksum: nothing to send", base)
+		debugf(log, "%s was pushed ahead and still matches its checksum: nothing to send", base)
 		res.FromMarker = true
 		return res, nil
 	}
@@ -97,7 +99,7 @@ func Archive(ctx context.Context, open Opener, layout catalog.Layout, path strin
 			// Started before this push, so that both run at once; a
 			// failure to start it only costs speed.
 			if err := opts.StartPusher(name); err != nil {
-				log.Debugf("background pusher not started: %v", err)
+				debugf(log, "background pusher not started: %v", err)
 			} else {
 				res.StartedPusher = true
 			}
@@ -124,7 +126,7 @@ type pusher struct {
 	layout catalog.Layout
 	codec  compress.Codec
 	level  int
-	log    Logger
+	log    *slog.Logger
 	// bufLimit overrides bufferLimit (tests).
 	bufLimit int64
 	// scratch, when set, is reused from one push to the next (one worker
@@ -139,30 +141,26 @@ type pusher struct {
 // gigabytes and keep the collector (and the resident size) busy.
 type scratch struct {
 	buf *bytes.Buffer
-	zw  io.WriteCloser
+	enc *compress.Encoder
 }
-
-// resetter is a compressor that can start a new stream into another writer
-// (every codec's writer is one).
-type resetter interface{ Reset(io.Writer) }
 
 // compressor returns an empty buffer and a compressor writing into it,
 // reused from p.scratch when there is one.
 func (p pusher) compressor(size int64) (*bytes.Buffer, io.WriteCloser, error) {
-	if s := p.scratch; s != nil && s.zw != nil {
-		s.buf.Reset()
-		s.zw.(resetter).Reset(s.buf)
-		return s.buf, s.zw, nil
+	s := p.scratch
+	if s == nil {
+		s = &scratch{} // a single push: nothing to reuse
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size/4+64<<10))
-	zw, err := p.codec.NewWriter(buf, p.level)
+	if s.buf == nil {
+		s.buf = bytes.NewBuffer(make([]byte, 0, size/4+64<<10))
+		s.enc = compress.NewEncoder(compress.ForWAL(p.codec), p.level)
+	}
+	s.buf.Reset()
+	zw, err := s.enc.Start(s.buf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("start %s compression: %w", p.codec.Name(), err)
+		return nil, nil, err
 	}
-	if _, ok := zw.(resetter); ok && p.scratch != nil {
-		p.scratch.buf, p.scratch.zw = buf, zw
-	}
-	return buf, zw, nil
+	return s.buf, zw, nil
 }
 
 // pushed describes a file that is now in the store.
@@ -231,18 +229,29 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	}
 	sum := d.sum()
 	done := pushed{sum: sum, fingerprint: d.fingerprint(), size: size}
+	replace := false
 	if found.key != "" {
-		if err := p.compareExisting(ctx, found.key, name, sum, size); err != nil {
+		err := p.compareExisting(ctx, found.key, name, sum, size)
+		switch {
+		case err == nil:
+			debugf(p.log, "%s is already archived with the same content (%s)", name, found.key)
+			done.already = true
+			return done, nil
+		case errors.Is(err, ErrConflict) && name.Kind == Partial && receiverPartial(ctx, p.store, found.key):
+			// gbc-wal-receive's .partial of the segment in progress, and
+			// PostgreSQL's own, archived at a promotion: both hold the WAL
+			// up to the switch point, and refusing would stall the
+			// archiver behind this file; the server's copy wins.
+			debugf(p.log, "%s replaces the receiver's partial segment %s", name, found.key)
+			replace = true
+		default:
 			return pushed{}, err
 		}
-		p.log.Debugf("%s is already archived with the same content (%s)", name, found.key)
-		done.already = true
-		return done, nil
 	}
 
 	put := cloud.PutOptions{
 		Metadata:    map[string]string{MetaSHA256: sum, MetaSize: strconv.FormatInt(size, 10)},
-		IfNotExists: true,
+		IfNotExists: !replace,
 		SizeHint:    bodySize,
 	}
 	if body == nil {
@@ -262,7 +271,14 @@ func (p pusher) push(ctx context.Context, path string, name Name) (pushed, error
 	if err != nil {
 		return pushed{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	p.log.Debugf("stored %s as %s (%d bytes, sha256 %s)", name, key, size, sum)
+	if replace && found.key != key {
+		// The receiver's copy under another codec's extension, now
+		// replaced: Find must not answer with it.
+		if err := p.store.Delete(ctx, found.key); err != nil {
+			return pushed{}, fmt.Errorf("delete the replaced %s: %w", found.key, err)
+		}
+	}
+	debugf(p.log, "stored %s as %s (%d bytes, sha256 %s)", name, key, size, sum)
 	return done, nil
 }
 
@@ -304,7 +320,7 @@ func (r *recompressor) Read(p []byte) (int, error) {
 		pr, pw := io.Pipe()
 		r.pr = pr
 		go func() {
-			zw, err := r.codec.NewWriter(pw, r.level)
+			zw, err := compress.ForWAL(r.codec).NewWriter(pw, r.level)
 			if err == nil {
 				_, err = copyBuffered(zw, io.NewSectionReader(r.f, 0, r.size))
 				if cerr := zw.Close(); err == nil {
@@ -385,7 +401,7 @@ func (p pusher) compareExisting(ctx context.Context, key string, name Name, sum 
 	oldSum, oldSize := attrs.Metadata[MetaSHA256], attrs.Metadata[MetaSize]
 	if oldSum == "" {
 		// Stored by another tool, or before checksums: compare content.
-		p.log.Debugf("%s has no checksum in its metadata: downloading it to compare", key)
+		debugf(p.log, "%s has no checksum in its metadata: downloading it to compare", key)
 		d, err := hashObject(ctx, p.store, key)
 		if err != nil {
 			return fmt.Errorf("compare with the archived %s: %w", name, err)

@@ -1,11 +1,13 @@
 package wal
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/zeebo/xxh3"
@@ -20,23 +22,26 @@ const (
 	MetaSize   = "gbcsize"
 )
 
-// Logger receives what the operations have to say. *cli.Logger satisfies
-// it; nil discards everything.
-type Logger interface {
-	Debugf(format string, args ...any)
-	Warnf(format string, args ...any)
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Debugf(string, ...any) {}
-func (nopLogger) Warnf(string, ...any)  {}
-
-func orNop(l Logger) Logger {
+// The operations log through the *slog.Logger of their options (nil
+// discards everything): warnings, and details at the debug level. A
+// message is a whole sentence, formatted only when it is printed, since a
+// WAL command runs once per segment and most of what it says is for -v.
+//
+// orNop is l, or for nil a logger that discards everything.
+func orNop(l *slog.Logger) *slog.Logger {
 	if l == nil {
-		return nopLogger{}
+		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+func debugf(l *slog.Logger, format string, args ...any) { logf(l, slog.LevelDebug, format, args...) }
+func warnf(l *slog.Logger, format string, args ...any)  { logf(l, slog.LevelWarn, format, args...) }
+
+func logf(l *slog.Logger, level slog.Level, format string, args ...any) {
+	if ctx := context.Background(); l.Enabled(ctx, level) {
+		l.Log(ctx, level, fmt.Sprintf(format, args...))
+	}
 }
 
 // copyBufSize is the read size for hashing and copying local files: large

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,7 @@ type marker struct {
 type lookAhead struct {
 	dir      string // the WAL directory (pg_wal)
 	identity string // store and server the markers must name
-	log      Logger
+	log      *slog.Logger
 	now      func() time.Time
 }
 
@@ -99,14 +100,14 @@ func (la lookAhead) check(name Name) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			la.log.Debugf("ignoring look-ahead marker: %v", err)
+			debugf(la.log, "ignoring look-ahead marker: %v", err)
 			return markerRejected
 		}
 		return markerAbsent
 	}
 	defer func() {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			la.log.Warnf("remove look-ahead marker: %v", err)
+			warnf(la.log, "remove look-ahead marker: %v", err)
 		}
 	}()
 	if la.vouches(path, data, name) {
@@ -120,30 +121,30 @@ func (la lookAhead) check(name Name) int {
 func (la lookAhead) vouches(path string, data []byte, name Name) bool {
 	var m marker
 	if err := json.Unmarshal(data, &m); err != nil {
-		la.log.Debugf("ignoring unreadable look-ahead marker %s: %v", path, err)
+		debugf(la.log, "ignoring unreadable look-ahead marker %s: %v", path, err)
 		return false
 	}
 	switch age := la.clock().Sub(m.Time); {
 	case m.Name != name.String():
-		la.log.Debugf("ignoring look-ahead marker %s: it names %q", path, m.Name)
+		debugf(la.log, "ignoring look-ahead marker %s: it names %q", path, m.Name)
 		return false
 	case m.Identity != la.identity:
-		la.log.Debugf("ignoring look-ahead marker %s: it was written for another store or server (%s)", path, m.Identity)
+		debugf(la.log, "ignoring look-ahead marker %s: it was written for another store or server (%s)", path, m.Identity)
 		return false
 	case age < 0 || age > markerMaxAge:
-		la.log.Debugf("ignoring look-ahead marker %s: written %s ago", path, age.Round(time.Second))
+		debugf(la.log, "ignoring look-ahead marker %s: written %s ago", path, age.Round(time.Second))
 		return false
 	case len(m.Fingerprint) != fingerprintLen:
-		la.log.Debugf("ignoring look-ahead marker %s: it has no fingerprint", path)
+		debugf(la.log, "ignoring look-ahead marker %s: it has no fingerprint", path)
 		return false
 	}
 	fp, size, err := fingerprintFile(filepath.Join(la.dir, name.String()))
 	if err != nil {
-		la.log.Debugf("ignoring look-ahead marker %s: %v", path, err)
+		debugf(la.log, "ignoring look-ahead marker %s: %v", path, err)
 		return false
 	}
 	if fp != m.Fingerprint || size != m.Size {
-		la.log.Warnf("%s changed on disk since it was pushed ahead (xxh3 %.12s, %d bytes; pushed %.12s, %d bytes): pushing it again",
+		warnf(la.log, "%s changed on disk since it was pushed ahead (xxh3 %.12s, %d bytes; pushed %.12s, %d bytes): pushing it again",
 			name, fp, size, m.Fingerprint, m.Size)
 		return false
 	}
@@ -177,7 +178,7 @@ func (la lookAhead) mark(name Name, done pushed) error {
 func (la lookAhead) ready(after Name, max int) []Name {
 	entries, err := os.ReadDir(filepath.Join(la.dir, "archive_status"))
 	if err != nil {
-		la.log.Debugf("no look-ahead: %v", err)
+		debugf(la.log, "no look-ahead: %v", err)
 		return nil
 	}
 	var names []Name
@@ -230,7 +231,7 @@ func (la lookAhead) clean() {
 		}
 		if stale {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				la.log.Debugf("remove stale look-ahead marker: %v", err)
+				debugf(la.log, "remove stale look-ahead marker: %v", err)
 			}
 		}
 	}

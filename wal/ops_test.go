@@ -335,7 +335,7 @@ func TestArchiveLargeSegment(t *testing.T) {
 	data := segContent(t, name, 4<<20, 11)
 	os.WriteFile(path, data, 0o600)
 	store, _ := st.open(ctx)
-	p := pusher{store: flakyPut{Store: store}, layout: testLayout, codec: codec(t, "zstd"), log: nopLogger{}, bufLimit: 1 << 20}
+	p := pusher{store: flakyPut{Store: store}, layout: testLayout, codec: codec(t, "zstd"), log: orNop(nil), bufLimit: 1 << 20}
 	if _, err := p.push(ctx, path, mustName(t, name)); err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +562,7 @@ func TestArchiveWaitsForPusher(t *testing.T) {
 	dir := pgWAL(t)
 	n0, n1 := twoReady(t, dir)
 	opts := archiveOpts(codec(t, "zstd"))
-	la := lookAhead{dir: dir, identity: markerIdentity(opts.Target, testLayout), log: nopLogger{}}
+	la := lookAhead{dir: dir, identity: markerIdentity(opts.Target, testLayout), log: orNop(nil)}
 
 	release := holdPusher(t, dir, pusherState{After: n0.String(), Identity: la.identity})
 	const delay = 200 * time.Millisecond
@@ -603,7 +603,7 @@ func TestArchiveWaitsForPusher(t *testing.T) {
 
 func TestLookAheadStaleMarkers(t *testing.T) {
 	dir := pgWAL(t)
-	la := lookAhead{dir: dir, identity: "x", log: nopLogger{}}
+	la := lookAhead{dir: dir, identity: "x", log: orNop(nil)}
 	n1, n2 := mustName(t, "000000010000000000000001"), mustName(t, "000000010000000000000002")
 	writeSegment(t, dir, n1.String(), testSegSize, 1)
 	fp, size, _ := fingerprintFile(filepath.Join(dir, n1.String()))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,10 +54,10 @@ func SpoolDir(dest string) string {
 type spool struct {
 	dir      string
 	identity string
-	log      Logger
+	log      *slog.Logger
 }
 
-func newSpool(dest, target string, layout catalog.Layout, log Logger) spool {
+func newSpool(dest, target string, layout catalog.Layout, log *slog.Logger) spool {
 	return spool{dir: SpoolDir(dest), identity: markerIdentity(target, layout), log: orNop(log)}
 }
 
@@ -115,7 +116,7 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 		// A prefetcher that has just started has not written it yet.
 		return 0, false
 	case sourceOther:
-		sp.log.Debugf("the prefetch spool holds files of another store or server: emptying it")
+		debugf(sp.log, "the prefetch spool holds files of another store or server: emptying it")
 		sp.remove(entries, func(Name, fs.DirEntry) bool { return true })
 		return 0, false
 	}
@@ -134,12 +135,12 @@ func (sp spool) take(name Name, dest string) (int64, bool) {
 			continue // too old, removed above
 		}
 		if err != nil || fp != want || !ValidSegmentSize(size) {
-			sp.log.Warnf("prefetched %s does not match its checksum: fetching it again", name)
+			warnf(sp.log, "prefetched %s does not match its checksum: fetching it again", name)
 			os.Remove(path)
 			continue
 		}
 		if err := os.Rename(path, dest); err != nil {
-			sp.log.Debugf("move prefetched %s into place: %v", name, err)
+			debugf(sp.log, "move prefetched %s into place: %v", name, err)
 			return 0, false
 		}
 		return size, true
@@ -159,7 +160,7 @@ func (sp spool) remove(entries []fs.DirEntry, stale func(Name, fs.DirEntry) bool
 		n, _, ok := spoolEntry(e.Name())
 		if (ok && stale(n, e)) || olderThan(e, now, spoolMaxAge) {
 			if err := os.Remove(filepath.Join(sp.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				sp.log.Debugf("remove stale prefetched file: %v", err)
+				debugf(sp.log, "remove stale prefetched file: %v", err)
 			}
 		}
 	}
@@ -168,7 +169,7 @@ func (sp spool) remove(entries []fs.DirEntry, stale func(Name, fs.DirEntry) bool
 // cleanOldSpool removes spool files older than spoolMaxAge from the WAL
 // directory walDir. gbc-wal-archive calls it: after a promotion, nothing
 // restores into that pg_wal any more, and leftovers would stay forever.
-func cleanOldSpool(walDir string, log Logger) {
+func cleanOldSpool(walDir string, log *slog.Logger) {
 	sp := spool{dir: filepath.Join(walDir, spoolDirName), log: orNop(log)}
 	entries, err := os.ReadDir(sp.dir)
 	if err != nil {
@@ -245,7 +246,8 @@ type PrefetchOptions struct {
 	Count  int // how many segments after the one restored to fetch
 	Jobs   int // parallel downloads
 	Target string
-	Log    Logger
+	// Log gets warnings and, at the debug level, details; nil is silent.
+	Log *slog.Logger
 }
 
 // Prefetch downloads the Count segments after from (same timeline,
@@ -267,7 +269,7 @@ func Prefetch(ctx context.Context, open Opener, layout catalog.Layout, dest stri
 		return nil, err
 	}
 	if lock == nil {
-		log.Debugf("another prefetcher is running")
+		debugf(log, "another prefetcher is running")
 		return nil, nil
 	}
 	defer lock.Close() // releases the lock
@@ -314,7 +316,7 @@ func Prefetch(ctx context.Context, open Opener, layout catalog.Layout, dest stri
 				if err != nil {
 					stopAt = min(stopAt, i)
 					if !errors.Is(err, ErrNotArchived) {
-						log.Warnf("prefetch %s: %v", todo[i], err)
+						warnf(log, "prefetch %s: %v", todo[i], err)
 					}
 				} else {
 					fetched = append(fetched, todo[i].String())
@@ -345,6 +347,6 @@ func (sp spool) fetch(ctx context.Context, store cloud.Store, layout catalog.Lay
 		os.Remove(tmp)
 		return fmt.Errorf("spool %s: %w", name, err)
 	}
-	sp.log.Debugf("prefetched %s", name)
+	debugf(sp.log, "prefetched %s", name)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -120,7 +121,7 @@ func (la lookAhead) await(ctx context.Context, name Name) bool {
 			return false
 		}
 		if time.Now().After(deadline) {
-			la.log.Warnf("the background pusher has not stored %s after %s: pushing it here", name, pusherWait)
+			warnf(la.log, "the background pusher has not stored %s after %s: pushing it here", name, pusherWait)
 			return false
 		}
 		select {
@@ -140,7 +141,8 @@ type PushAheadOptions struct {
 	// Idle is how long to wait for a new .ready segment before returning;
 	// 0 means pusherIdle.
 	Idle time.Duration
-	Log  Logger
+	// Log gets warnings and, at the debug level, details; nil is silent.
+	Log *slog.Logger
 }
 
 // PushAhead is the background pusher: it pushes the segments of walDir
@@ -160,7 +162,7 @@ func PushAhead(ctx context.Context, open Opener, layout catalog.Layout, walDir s
 		return nil, err
 	}
 	if lock == nil {
-		log.Debugf("another pusher is running")
+		debugf(log, "another pusher is running")
 		return nil, nil
 	}
 	defer lock.Close() // releases the lock

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,7 +33,8 @@ type RestoreOptions struct {
 	// Target identifies the store (URL and endpoint), as in
 	// ArchiveOptions; the prefetch spool only answers for the same one.
 	Target string
-	Log    Logger
+	// Log gets warnings and, at the debug level, details; nil is silent.
+	Log *slog.Logger
 }
 
 // RestoreResult says what one Restore call did.
@@ -56,7 +58,7 @@ func Restore(ctx context.Context, open Opener, layout catalog.Layout, name Name,
 	log := orNop(opts.Log)
 	if name.Kind == Segment {
 		if size, ok := newSpool(dest, opts.Target, layout, log).take(name, dest); ok {
-			log.Debugf("%s restored from the prefetch spool", name)
+			debugf(log, "%s restored from the prefetch spool", name)
 			return RestoreResult{Size: size, FromSpool: true}, nil
 		}
 	}
@@ -93,7 +95,7 @@ func Restore(ctx context.Context, open Opener, layout catalog.Layout, name Name,
 		return RestoreResult{}, fmt.Errorf("restore %s: %w", name, err)
 	}
 	res.Key, res.Size = key, d.n
-	log.Debugf("restored %s from %s (%d bytes)", name, key, d.n)
+	debugf(log, "restored %s from %s (%d bytes)", name, key, d.n)
 	return res, nil
 }
 
@@ -140,7 +142,7 @@ func locate(ctx context.Context, store cloud.Store, layout catalog.Layout, name 
 // verifies it against the checksum and size in attrs' metadata, and syncs
 // it. It returns the temporary file's path for the caller to rename, and
 // removes it on any failure.
-func download(ctx context.Context, store cloud.Store, key string, attrs cloud.Attrs, name Name, dir string, log Logger) (tmp string, d *digest, err error) {
+func download(ctx context.Context, store cloud.Store, key string, attrs cloud.Attrs, name Name, dir string, log *slog.Logger) (tmp string, d *digest, err error) {
 	wantSum, wantSize := attrs.Metadata[MetaSHA256], attrs.Metadata[MetaSize]
 	rc, err := store.Get(ctx, key)
 	if err != nil {
@@ -176,7 +178,7 @@ func download(ctx context.Context, store cloud.Store, key string, attrs cloud.At
 	case wantSum == "":
 		// Written by another tool: only the codec's own checks (zstd and
 		// gzip carry one) vouch for the content.
-		log.Warnf("%s has no checksum in its metadata: restored without verification", key)
+		warnf(log, "%s has no checksum in its metadata: restored without verification", key)
 	case d.sum() != wantSum || strconv.FormatInt(d.n, 10) != wantSize:
 		err = fmt.Errorf("%w: %s holds %d bytes with sha256 %.12s, but %s bytes with sha256 %.12s were archived; "+
 			"the archived object is damaged: nothing was written", ErrChecksum, key, d.n, d.sum(), wantSize, wantSum)

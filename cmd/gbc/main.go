@@ -11,11 +11,17 @@
 // pages they touch: gocloud.dev's blob alone costs 2.5 ms, each provider's
 // SDK 1.5 to 2.3 ms more, while a binary with zstd and urfave/cli and no
 // SDK starts in 2 ms. A faster WAL front needs the providers out of its
-// binary, not the other commands.
+// binary, not the other commands. That is cmd/gbc-wal, which links file://
+// alone and execs this binary for every other store; the make build and
+// install targets make gbc-wal-archive and gbc-wal-restore point to it.
 package main
 
 import (
 	"os"
+
+	// Every store provider: s3://, gs:// and azblob:// (file:// is built
+	// into package cloud).
+	_ "github.com/gbc-backup/gbc/cloud/providers"
 
 	"github.com/gbc-backup/gbc/cmd/internal/backupcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/checkwalarchive"
@@ -25,7 +31,10 @@ import (
 	"github.com/gbc-backup/gbc/cmd/internal/listcmd"
 	"github.com/gbc-backup/gbc/cmd/internal/restorecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/showcmd"
+	"github.com/gbc-backup/gbc/cmd/internal/statuscmd"
+	"github.com/gbc-backup/gbc/cmd/internal/verifycmd"
 	"github.com/gbc-backup/gbc/cmd/internal/walarchive"
+	"github.com/gbc-backup/gbc/cmd/internal/walreceivecmd"
 	"github.com/gbc-backup/gbc/cmd/internal/walrestore"
 )
 
@@ -45,6 +54,9 @@ func commands() []*cli.Command {
 		keepcmd.Command(),
 		walarchive.Command(),
 		walrestore.Command(),
+		walreceivecmd.Command(),
 		checkwalarchive.Command(),
+		statuscmd.Command(),
+		verifycmd.Command(),
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/gbc-backup/gbc/cloud"
+	// Every store provider, for the tests that open stores themselves.
+	_ "github.com/gbc-backup/gbc/cloud/providers"
 )
 
 // Options returns the cloud.Options that reach this store's server.

@@ -150,10 +150,8 @@ func run(ctx context.Context, e *cli.Env) error {
 		Codec: codec, Level: level, Jobs: e.Jobs(), MaxPartSize: maxPart,
 		Spread: spread, WALTimeout: e.Duration("wal-timeout"),
 		GBCVersion: cli.Version,
-		Logf:       e.Log.Infof, Warnf: e.Log.Warnf,
-	}
-	if isTerminal(os.Stderr) && !e.Bool("quiet") {
-		o.Progress = os.Stderr
+		Log:        e.Log.Slog(),
+		Events:     progressEvents(os.Stderr, e.Bool("quiet")),
 	}
 	tuneGC()
 	start := time.Now()
@@ -226,11 +224,6 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // maxArchiveSize reads --max-archive-size, refusing as a usage error what

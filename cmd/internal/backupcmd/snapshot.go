@@ -13,6 +13,7 @@ import (
 	"github.com/gbc-backup/gbc/backup"
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/snapshotenv"
 	"github.com/gbc-backup/gbc/snapshot"
 )
 
@@ -84,7 +85,7 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 	if e.String("method") != "" {
 		return so, cli.Usagef("--method does not apply to a snapshot backup (--snapshot-instance)")
 	}
-	conf := e.SnapshotConfig()
+	conf := snapshotenv.Config(e)
 	conf.Provider = e.String("snapshot-provider")
 	if conf.Provider == "" {
 		conf.Provider = inferProvider(conf, e.Args[0])
@@ -107,7 +108,7 @@ func snapshotOptions(ctx context.Context, e *cli.Env) (backup.SnapshotOptions, e
 		}
 	}
 	so.Timeout = e.Duration("snapshot-timeout")
-	so.Host = e.SnapshotHost()
+	so.Host = snapshotenv.Host(e)
 	p, err := snapshot.Open(ctx, conf)
 	if err != nil {
 		return so, fmt.Errorf("snapshot provider %s: %w", conf.Provider, err)

@@ -64,8 +64,13 @@ type Env struct {
 // Run dispatches on the program name (argv[0] is gbc-<cmd> through a link) or,
 // for the plain gbc binary, on the first argument, and returns the exit code.
 func Run(cmds []*Command, argv []string) int {
+	return run(cmds, argv, "gbc", nil)
+}
+
+// run is Run for the program self ("gbc", or a front's own name).
+func run(cmds []*Command, argv []string, self string, handOff HandOff) int {
 	name := filepath.Base(argv[0])
-	if !strings.HasPrefix(name, "gbc-") {
+	if name == self || !strings.HasPrefix(name, "gbc-") {
 		if len(argv) < 2 || argv[1] == "-h" || argv[1] == "--help" || argv[1] == "help" {
 			printTopHelp(os.Stdout, cmds)
 			return ExitOK
@@ -88,7 +93,7 @@ func Run(cmds []*Command, argv []string) int {
 	}
 	for _, c := range cmds {
 		if c.Name == name {
-			return c.run(argv)
+			return c.run(argv, handOff)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "gbc: unknown command %q: run \"gbc --help\" for the list\n", name)
@@ -110,7 +115,7 @@ func printTopHelp(w io.Writer, cmds []*Command) {
 	fmt.Fprintln(w, "\nEach command has --help with examples.")
 }
 
-func (c *Command) run(argv []string) int {
+func (c *Command) run(argv []string, handOff HandOff) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var env *Env
@@ -147,6 +152,12 @@ func (c *Command) run(argv []string) int {
 		},
 	}
 	err := app.RunContext(ctx, argv)
+	if handOff != nil && errors.Is(err, cloud.ErrNotLinked) && ctx.Err() == nil {
+		// Nothing was done that the full binary would not do again:
+		// it gets the call as this process got it, and on success never
+		// returns here (exec resets the signal handlers).
+		err = fmt.Errorf("%w; the full gbc binary, which links every provider, could not take over: %w", err, handOff(handOffArgv(c.Name, argv)))
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -164,7 +175,9 @@ func (c *Command) run(argv []string) int {
 	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("interrupted: %w", err)
 	}
-	printError(os.Stderr, c.Name, err, env != nil && env.Log.Verbose())
+	if !errors.Is(err, errQuiet) {
+		printError(os.Stderr, c.Name, err, env != nil && env.Log.Verbose())
+	}
 	return code
 }
 

@@ -50,6 +50,13 @@ func Exitf(code int, format string, args ...any) error {
 	return Exit(code, fmt.Errorf(format, args...))
 }
 
+// Quiet ends the command with code and prints nothing more: the command
+// has reported on stdout already, as gbc-status does for its warning and
+// critical states, which are results and not errors.
+func Quiet(code int) error { return &ExitError{Code: code, Err: errQuiet} }
+
+var errQuiet = errors.New("exit without a message")
+
 // Usagef reports a bad option or argument.
 func Usagef(format string, args ...any) error {
 	return Exit(ExitUsage, fmt.Errorf(format, args...))

@@ -1,63 +1,72 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"sync"
+	"log/slog"
 
 	ucli "github.com/urfave/cli/v2"
 )
 
-// Logger writes progress and notices to stderr at the chosen verbosity:
-// -q shows only errors (which Run prints), default shows warnings and
-// notices, -v adds details.
+// Logger is a command's log: one *slog.Logger, which the engines get
+// (Slog), with printf-style shorthands for the command layer, whose
+// messages are whole sentences. What it prints is Handler's format, at the
+// level -q and -v choose: -q shows only errors (which Run prints), the
+// default shows notices and warnings, -v adds details.
 type Logger struct {
-	mu    sync.Mutex
-	w     io.Writer
-	name  string
-	level int // 0 quiet, 1 normal, 2 verbose
+	s *slog.Logger
+}
+
+// levelFor is the level -q and -v choose; -v wins over -q.
+func levelFor(quiet, verbose bool) slog.Level {
+	switch {
+	case verbose:
+		return slog.LevelDebug
+	case quiet:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func newLogger(w io.Writer, name string, c *ucli.Context) *Logger {
-	level := 1
-	if c.Bool("quiet") {
-		level = 0
-	}
-	if c.Bool("verbose") {
-		level = 2
-	}
-	return &Logger{w: w, name: name, level: level}
+	return &Logger{s: slog.New(NewHandler(w, name, levelFor(c.Bool("quiet"), c.Bool("verbose"))))}
 }
 
-// NewLogger returns a logger for tests and library callers.
+// NewLogger returns a logger for tests and library callers: notices and
+// warnings, and details when verbose.
 func NewLogger(w io.Writer, name string, verbose bool) *Logger {
-	l := &Logger{w: w, name: name, level: 1}
-	if verbose {
-		l.level = 2
-	}
-	return l
+	return &Logger{s: slog.New(NewHandler(w, name, levelFor(false, verbose)))}
 }
 
-func (l *Logger) printf(min int, kind, format string, args ...any) {
-	if l == nil || l.level < min {
-		return
+// Slog is the logger itself, for the engines. A nil *Logger gives one that
+// discards everything.
+func (l *Logger) Slog() *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "%s: %s%s\n", l.name, kind, fmt.Sprintf(format, args...))
+	return l.s
+}
+
+// logf formats the message only when it is printed.
+func (l *Logger) logf(level slog.Level, format string, args ...any) {
+	s := l.Slog()
+	if ctx := context.Background(); s.Enabled(ctx, level) {
+		s.Log(ctx, level, fmt.Sprintf(format, args...))
+	}
 }
 
 // Infof is a notice shown unless -q.
-func (l *Logger) Infof(format string, args ...any) { l.printf(1, "", format, args...) }
+func (l *Logger) Infof(format string, args ...any) { l.logf(slog.LevelInfo, format, args...) }
 
 // Warnf is a warning shown unless -q.
-func (l *Logger) Warnf(format string, args ...any) { l.printf(1, "warning: ", format, args...) }
+func (l *Logger) Warnf(format string, args ...any) { l.logf(slog.LevelWarn, format, args...) }
 
 // Debugf is a detail shown with -v.
-func (l *Logger) Debugf(format string, args ...any) { l.printf(2, "", format, args...) }
+func (l *Logger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
 
 // Verbose tells whether -v was given.
-func (l *Logger) Verbose() bool { return l != nil && l.level >= 2 }
+func (l *Logger) Verbose() bool { return l.Slog().Enabled(context.Background(), slog.LevelDebug) }
 
 func verbosityFlags() []ucli.Flag {
 	return []ucli.Flag{

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
-
-	"github.com/gbc-backup/gbc/snapshot"
 )
 
 // SnapshotAPIFlags point a command at a provider's compute API other than
@@ -34,6 +32,10 @@ func (e *Env) SnapshotAPI() (endpoint string, poll time.Duration) {
 // disks (gbc-backup: the one backed up; gbc-restore: the recovery
 // instance, which may live in another zone or resource group than the
 // record says), and where this machine's mounts and devices are read.
+//
+// The values they give are read by package snapshotenv, which imports
+// package snapshot and its compute SDKs: this package does not, so that
+// the WAL front (cmd/gbc-wal) does not link them.
 func SnapshotInstanceFlags() []ucli.Flag {
 	hostRoot := String("snapshot-host-root", "read mounts and devices under this directory instead of /", "")
 	// For tests: a fake machine's /proc, /sys and /dev.
@@ -46,25 +48,4 @@ func SnapshotInstanceFlags() []ucli.Flag {
 		String("aws-region", "AWS: the instance's region (default: the SDK's configuration, then the instance's own)", ""),
 		hostRoot,
 	}
-}
-
-// SnapshotConfig returns the provider configuration given by
-// SnapshotInstanceFlags and SnapshotAPIFlags; the provider itself is the
-// caller's to choose (gbc-backup infers it, gbc-restore reads the record).
-func (e *Env) SnapshotConfig() snapshot.Config {
-	c := snapshot.Config{
-		Region:         e.String("aws-region"),
-		Zone:           e.String("snapshot-zone"),
-		Project:        e.String("gcp-project"),
-		SubscriptionID: e.String("azure-subscription-id"),
-		ResourceGroup:  e.String("azure-resource-group"),
-	}
-	c.Endpoint, c.PollInterval = e.SnapshotAPI()
-	return c
-}
-
-// SnapshotHost is this machine's mounts and devices, or the fake tree of
-// --snapshot-host-root.
-func (e *Env) SnapshotHost() snapshot.LocalHost {
-	return snapshot.LocalHost{Root: e.String("snapshot-host-root")}
 }

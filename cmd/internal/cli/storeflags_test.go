@@ -12,6 +12,8 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gbc-backup/gbc/cloud"
+	// Every provider, for the tests that open s3://, gs:// and azblob:// stores.
+	_ "github.com/gbc-backup/gbc/cloud/providers"
 )
 
 // storeFlagSamples are values, other than each flag's default, that the

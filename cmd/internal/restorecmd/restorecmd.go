@@ -17,6 +17,7 @@ import (
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
 	"github.com/gbc-backup/gbc/cmd/internal/render"
+	"github.com/gbc-backup/gbc/cmd/internal/snapshotenv"
 	"github.com/gbc-backup/gbc/pg"
 	"github.com/gbc-backup/gbc/restore"
 )
@@ -30,6 +31,15 @@ appends to postgresql.auto.conf a restore_command calling gbc-wal-restore on
 the same store and server, with the recovery target given. Start the server
 afterwards (pg_ctl -D DEST_DIR start) as the database's OS user, with the
 store credentials in its environment: none is written into the config.
+
+With --delta, DEST_DIR may instead be a data directory of the backup's
+system (a failed primary, a lagging standby): every file is compared with
+the backup block by block, only the blocks that differ are written, and
+whatever the backup does not hold is removed (old WAL in pg_wal included),
+so that the result is the same as a restore into an empty directory. It
+refuses a directory that is not a data directory, one of another system,
+and one a server is running on (exit 4); interrupted, it leaves a
+directory PostgreSQL will not start, which --delta again finishes.
 
 A backup taken from a standby restores as a server that recovers and
 promotes on its own: the standby's standby.signal is left out, and
@@ -48,7 +58,8 @@ Examples:
   gbc-restore --target-time "2026-11-24 21:48:42+01" --target-action promote \
       s3://bucket/pg main auto /srv/pitr
   gbc-restore --tablespace fast:/mnt/ssd/fast gs://bucket main 20261124T214842Z /srv/copy
-  gbc-restore --standby s3://bucket/pg main latest /var/lib/postgresql/15/replica`
+  gbc-restore --standby s3://bucket/pg main latest /var/lib/postgresql/15/replica
+  gbc-restore --delta s3://bucket/pg main latest /var/lib/postgresql/15/main`
 
 // Command returns gbc-restore.
 func Command() *cli.Command {
@@ -67,6 +78,7 @@ func Command() *cli.Command {
 		cli.String("wal-restore-command", "program (with options) to fetch WAL in restore_command, instead of this gbc's gbc-wal-restore", ""),
 		cli.Bool("disable-archiving", "add archive_mode = off, so that a restored copy cannot archive into the original's store"),
 		cli.Bool("no-wal-check", "skip checking that the store holds the backup's WAL, from the same cluster"),
+		cli.Bool("delta", "restore over DEST_DIR, a stopped data directory of the backup's system: write only the blocks that differ, remove what the backup does not hold"),
 		cli.String("sync-method", "make the restore durable with fsync (syncfs, then fsync of every file and directory) or syncfs (of each file system only, faster with many files; Linux 5.8+ reports its errors)", restore.SyncFsync),
 	)
 	flags = append(flags, snapshotFlags()...)
@@ -106,6 +118,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		NoRecoveryConfig: e.Bool("no-recovery-config"),
 		DisableArchiving: e.Bool("disable-archiving"),
 		NoWALCheck:       e.Bool("no-wal-check"),
+		Delta:            e.Bool("delta"),
 		StoreURL:         storeURL,
 		StoreArgs:        e.StoreArgs(), // every store flag that was set
 		Relocate:         relocate,
@@ -114,7 +127,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		Events:           logEvent(e.Log),
 	}
 	if instance := e.String("snapshot-recovery-instance"); instance != "" {
-		req.Snapshot = &restore.SnapshotRecovery{Instance: instance, Override: e.SnapshotConfig(), Host: e.SnapshotHost()}
+		req.Snapshot = &restore.SnapshotRecovery{Instance: instance, Override: snapshotenv.Config(e), Host: snapshotenv.Host(e)}
 	}
 	// Before the store is opened: a mistake in the options costs no
 	// connection.
@@ -189,6 +202,14 @@ func logReport(l *cli.Logger, rep *restore.Report) {
 		l.Infof("restored %d files, %s (%s downloaded) in %s: written in %s, made durable in %s (%s/s)",
 			res.Files, render.Bytes(res.Bytes), render.Bytes(res.StoredBytes), total.Round(time.Millisecond),
 			res.Write.Round(time.Millisecond), res.Sync.Round(time.Millisecond), render.Bytes(int64(float64(res.Bytes)/total.Seconds())))
+		if res.Delta {
+			written := render.Bytes(res.Bytes)
+			if res.Bytes == 0 {
+				written = "0B"
+			}
+			l.Infof("delta: %d of %d files were already as in the backup; %s written; %d entries the backup does not hold removed",
+				res.Kept, res.Files, written, res.Removed)
+		}
 		for _, p := range res.Tablespaces {
 			l.Infof("tablespace %s (oid %s) restored into %s", p.Name, p.OID, p.Location)
 		}

@@ -25,6 +25,7 @@ func TestExitError(t *testing.T) {
 	}{
 		{snapWithTablespace.Check(), cli.ExitUsage},
 		{restore.Request{Target: restore.Target{Name: "a", Immediate: true}}.Check(), cli.ExitUsage},
+		{restore.Request{Delta: true, Snapshot: &restore.SnapshotRecovery{Instance: "db2"}}.Check(), cli.ExitUsage},
 		{fmt.Errorf("x: %w", restore.ErrRefused), cli.ExitConflict},
 		{fmt.Errorf("x: %w", restore.ErrMissing), cli.ExitNotFound},
 		{fmt.Errorf("no backup: %w", cloud.ErrNotFound), cli.ExitNotFound},
@@ -91,6 +92,21 @@ gbc-restore: the server will start as a standby: it replays the archived WAL, th
 gbc-restore: warning: the restored server keeps the original's archive_mode and archive_command: if it archives, its new timeline goes to where the original archives (use --disable-archiving for a copy)
 gbc-restore: start it with: pg_ctl -D /var/lib/pg start
 `
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	// A delta restore says what it left, wrote and removed.
+	out.Reset()
+	logReport(l, &restore.Report{Backup: b, Dest: "/var/lib/pg",
+		Files: &restore.Result{Files: 10, Bytes: 3 << 20, StoredBytes: 5 << 20, Delta: true, Kept: 7, Removed: 4, Write: time.Second, Sync: time.Second}})
+	want = `gbc-restore: restored 10 files, 3.0MiB (5.0MiB downloaded) in 2s: written in 1s, made durable in 1s (1.5MiB/s)
+gbc-restore: delta: 7 of 10 files were already as in the backup; 3.0MiB written; 4 entries the backup does not hold removed
+`
+	if os.Geteuid() == 0 {
+		want += "gbc-restore: warning: the files belong to root: give them to PostgreSQL's OS user (chown -R postgres: /var/lib/pg) before starting it\n"
+	}
+	want += "gbc-restore: start it with: pg_ctl -D /var/lib/pg start\n"
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
 	}

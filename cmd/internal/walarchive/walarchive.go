@@ -96,11 +96,14 @@ func run(ctx context.Context, e *cli.Env) error {
 		Level:       level,
 		MaxParallel: max(1, e.Int("max-parallel")),
 		Target:      wal.StoreTarget(storeURL, e.String("endpoint-url")),
-		Log:         e.Log,
+		Log:         e.Log.Slog(),
 	}
 	open := func(ctx context.Context) (cloud.Store, error) { return e.OpenStore(ctx, storeURL) }
 	layout := catalog.Layout{Server: server}
 	if e.Bool(flagPusher) {
+		if !e.Serves(storeURL) {
+			return cli.NotServed(storeURL)
+		}
 		cli.Background()
 		return pushAhead(ctx, e, open, layout, path, opts)
 	}
@@ -110,7 +113,10 @@ func run(ctx context.Context, e *cli.Env) error {
 	// that gives up is simply run again by the archiver.
 	ctx, cancel := e.Bound(ctx)
 	defer cancel()
-	if opts.MaxParallel > 1 {
+	// A front that does not serve this store (see cli.Serves) answers a
+	// pushed-ahead segment from its marker, and leaves the rest, the
+	// pusher included, to the full binary.
+	if opts.MaxParallel > 1 && e.Serves(storeURL) {
 		opts.StartPusher = func(after wal.Name) error {
 			return cli.SpawnDetached(e, filepath.Join(wal.MarkerDir(filepath.Dir(path)), wal.PusherLog),
 				"--"+flagPusher, "--"+flagAfter+"="+after.String())
@@ -135,7 +141,7 @@ func pushAhead(ctx context.Context, e *cli.Env, open wal.Opener, layout catalog.
 		Level:  opts.Level,
 		Jobs:   opts.MaxParallel - 1,
 		Target: opts.Target,
-		Log:    e.Log,
+		Log:    e.Log.Slog(),
 	})
 	e.Log.Infof("%s: pushed %d segments ahead after %s in %s", start.Format(time.RFC3339), len(stored), after, time.Since(start).Round(time.Millisecond))
 	return err

@@ -151,6 +151,9 @@ func run(ctx context.Context, e *cli.Env) error {
 	count := e.Int("prefetch")
 
 	if e.Bool(flagWorker) {
+		if !e.Serves(storeURL) {
+			return cli.NotServed(storeURL)
+		}
 		cli.Background()
 		return prefetch(ctx, e, open, layout, name, dest, target, count)
 	}
@@ -161,7 +164,7 @@ func run(ctx context.Context, e *cli.Env) error {
 	res, err := wal.Restore(ctx, open, layout, name, dest, wal.RestoreOptions{
 		NoPartial: e.Bool("no-partial"),
 		Target:    target,
-		Log:       e.Log,
+		Log:       e.Log.Slog(),
 	})
 	if err != nil {
 		return err
@@ -187,7 +190,7 @@ func prefetch(ctx context.Context, e *cli.Env, open wal.Opener, layout catalog.L
 		Count:  count,
 		Jobs:   min(count, prefetchJobs),
 		Target: target,
-		Log:    e.Log,
+		Log:    e.Log.Slog(),
 	})
 	e.Log.Infof("%s: prefetched %d segments after %s", time.Now().Format(time.RFC3339), len(fetched), from)
 	return err

@@ -1,4 +1,4 @@
-package cloud
+package stall
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gbc-backup/gbc/cloud"
 )
 
 const testIOTimeout = 300 * time.Millisecond
@@ -25,7 +27,7 @@ func TestStallNoAnswer(t *testing.T) {
 	defer close(release)
 
 	start := time.Now()
-	resp, err := httpClient(testIOTimeout).Get(srv.URL)
+	resp, err := Client(testIOTimeout).Get(srv.URL)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("a server that never answers: want an error")
@@ -33,11 +35,11 @@ func TestStallNoAnswer(t *testing.T) {
 	if d := time.Since(start); d > 5*testIOTimeout {
 		t.Errorf("gave up after %v, want about %v", d, testIOTimeout)
 	}
-	var se *StallError
+	var se *cloud.StallError
 	if !errors.As(err, &se) {
 		t.Fatalf("error %v: want a StallError", err)
 	}
-	if !errors.Is(classifyNetwork(err), ErrTransient) {
+	if !errors.Is(cloud.NewError("get", srv.URL, err), cloud.ErrTransient) {
 		t.Errorf("a stall is not classified transient: %v", err)
 	}
 }
@@ -53,13 +55,13 @@ func TestStallMidBody(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 
-	resp, err := httpClient(testIOTimeout).Get(srv.URL)
+	resp, err := Client(testIOTimeout).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	_, err = io.ReadAll(resp.Body)
-	var se *StallError
+	var se *cloud.StallError
 	if !errors.As(err, &se) {
 		t.Fatalf("reading a stalled body: got %v, want a StallError", err)
 	}
@@ -85,7 +87,7 @@ func TestStallUploadNotRead(t *testing.T) {
 	}()
 	body := bytes.NewReader(make([]byte, 64<<20)) // far more than the socket buffers
 	start := time.Now()
-	resp, err := httpClient(testIOTimeout).Post("http://"+ln.Addr().String()+"/x", "application/octet-stream", body)
+	resp, err := Client(testIOTimeout).Post("http://"+ln.Addr().String()+"/x", "application/octet-stream", body)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("an upload nobody reads: want an error")
@@ -93,7 +95,7 @@ func TestStallUploadNotRead(t *testing.T) {
 	if d := time.Since(start); d > 10*testIOTimeout {
 		t.Errorf("gave up after %v, want about %v", d, testIOTimeout)
 	}
-	var se *StallError
+	var se *cloud.StallError
 	if !errors.As(err, &se) {
 		t.Fatalf("error %v: want a StallError", err)
 	}
@@ -121,7 +123,7 @@ func TestStallSlowButMoving(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := httpClient(testIOTimeout).Do(req)
+	resp, err := Client(testIOTimeout).Do(req)
 	if err != nil {
 		t.Fatalf("slow producer: %v", err)
 	}

@@ -1,4 +1,4 @@
-package cloud
+package s3
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -24,13 +24,20 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/cloud/internal/bucket"
+	"github.com/gbc-backup/gbc/cloud/internal/stall"
 )
+
+func init() {
+	cloud.Register(cloud.Provider{Scheme: "s3", Open: open, Classify: classify, Summary: summary})
+}
 
 const (
 	// s3MaxParts is S3's limit on the parts of one multipart upload.
 	s3MaxParts = 10000
-	// s3MinPartSize and s3MaxPartSize are S3's limits on a part's size.
-	s3MinPartSize = 5 << 20
+	// s3MaxPartSize is S3's limit on a part's size.
 	s3MaxPartSize = 5 << 30
 	// s3DeleteBatch is the most keys one DeleteObjects request takes.
 	s3DeleteBatch = 1000
@@ -40,19 +47,19 @@ const (
 	s3AbortTimeout = 30 * time.Second
 )
 
-// s3Store holds what the S3 hooks of bucketStore need.
+// s3Store holds what the S3 hooks of bucket.Store need.
 type s3Store struct {
-	client      *s3.Client
+	client      *awss3.Client
 	bucket      string
 	base        string
 	partSize    int64
 	concurrency int
 }
 
-// openS3 returns the s3:// provider. It reads the AWS configuration (env,
+// open returns the s3:// provider. It reads the AWS configuration (env,
 // shared files) but sends nothing over the network: credentials are
 // resolved on the first request.
-func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
+func open(ctx context.Context, bucketName string, opts cloud.Options) (cloud.Store, error) {
 	// The SDK's own logger prints warnings (an IMDSv1 fallback, say) to
 	// stderr before the request fails; the failure itself comes back as an
 	// error that carries the cause, and a command prints that as one line.
@@ -81,11 +88,11 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 	// The SDK's own client holds what the configuration asked for (a CA
 	// bundle, a proxy); the stall watchdog goes on top of its transport.
 	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = watchedClient(bc.GetTransport(), opts.IOTimeout)
+		cfg.HTTPClient = stall.Watched(bc.GetTransport(), opts.IOTimeout)
 	} else {
-		cfg.HTTPClient = httpClient(opts.IOTimeout)
+		cfg.HTTPClient = stall.Client(opts.IOTimeout)
 	}
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+	client := awss3.NewFromConfig(cfg, func(o *awss3.Options) {
 		if opts.EndpointURL != "" {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
 		}
@@ -106,76 +113,50 @@ func openS3(ctx context.Context, bucket string, opts Options) (Store, error) {
 
 	st := &s3Store{
 		client:      client,
-		bucket:      bucket,
-		base:        "s3://" + bucket,
-		partSize:    opts.partSize(),
-		concurrency: opts.concurrency(),
+		bucket:      bucketName,
+		base:        "s3://" + bucketName,
+		partSize:    bucket.PartSize(opts),
+		concurrency: bucket.Concurrency(opts),
 	}
 	bopts := &s3blob.Options{
 		EncryptionType:             types.ServerSideEncryption(opts.SSE),
 		KMSEncryptionID:            opts.SSEKMSKeyID,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	}
-	return &bucketStore{
-		base: st.base,
-		open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
-			b, err := s3blob.OpenBucket(ctx, client, bucket, bopts)
+	return &bucket.Store{
+		Base: st.base,
+		Open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
+			b, err := s3blob.OpenBucket(ctx, client, bucketName, bopts)
 			return b, nil, err
 		},
-		writerOptions: st.writerOptions,
-		readerTag: func(r *blob.Reader) string {
-			var out s3.GetObjectOutput
+		WriterOptions: st.writerOptions,
+		ReaderTag: func(r *blob.Reader) string {
+			var out awss3.GetObjectOutput
 			if r.As(&out) {
 				return aws.ToString(out.ETag)
 			}
 			return ""
 		},
-		deleteMany: st.deleteMany,
-		sweepStale: st.sweepStale,
+		DeleteMany: st.deleteMany,
+		Sweep:      st.sweepStale,
 	}, nil
 }
 
 // markCredentials marks failures of the AWS credential chain, so that they
-// are reported as ErrPermission with a hint rather than as the network
+// are reported as cloud.ErrPermission with a hint rather than as the network
 // error that the chain's last resort (instance metadata) ends with.
 type markCredentials struct{ p aws.CredentialsProvider }
 
 func (m markCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := m.p.Retrieve(ctx)
 	if err != nil && ctx.Err() == nil {
-		err = &credentialsError{fmt.Errorf("%w (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance role)", err)}
+		err = &cloud.CredentialsError{Err: fmt.Errorf("%w (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance role)", err)}
 	}
 	return c, err
 }
 
-// minPartSize is the smallest part partSizeFor picks: S3's minimum for
-// every part but the last, and a multiple of GCS's 256 KiB chunk unit.
-const minPartSize = 5 << 20
-
-// partSizeFor picks a part size for an object of about hint bytes (0 when
-// unknown) so that it fits in maxParts parts, with 10% headroom since the
-// hint may be an estimate (e.g. before compression). Whole MiB. An object
-// hinted smaller than base gets a part just big enough to go up in one
-// request, at least minPartSize: the part is a buffer allocated per upload,
-// and a 3 MiB compressed WAL segment should not cost 16 MiB of memory
-// (with several pushed at once, that was most of a pusher's footprint).
-// Larger objects get base, or more when base would need too many parts.
-func partSizeFor(base, hint int64, maxParts int64) int64 {
-	if hint <= 0 {
-		return base
-	}
-	if small := roundMiB(hint + hint/10 + 1); small < base {
-		return max(small, min(base, minPartSize))
-	}
-	fit := maxParts * 9 / 10
-	return max(base, roundMiB((hint+fit-1)/fit))
-}
-
-// roundMiB rounds n up to a whole MiB.
-func roundMiB(n int64) int64 { return (n + 1<<20 - 1) &^ (1<<20 - 1) }
-
-func (st *s3Store) writerOptions(opts PutOptions) *blob.WriterOptions {
-	part := min(partSizeFor(st.partSize, opts.SizeHint, s3MaxParts), s3MaxPartSize)
+func (st *s3Store) writerOptions(opts cloud.PutOptions) *blob.WriterOptions {
+	part := min(bucket.PartSizeFor(st.partSize, opts.SizeHint, s3MaxParts), s3MaxPartSize)
 	return &blob.WriterOptions{
 		// A fixed type: no sniffing, which would buffer the first bytes.
 		ContentType: "application/octet-stream",
@@ -220,7 +201,7 @@ func (st *s3Store) deleteMany(ctx context.Context, keys []string) error {
 		for i, k := range batch {
 			ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
 		}
-		out, err := st.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		out, err := st.client.DeleteObjects(ctx, &awss3.DeleteObjectsInput{
 			Bucket: aws.String(st.bucket),
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		}, withContentMD5)
@@ -229,24 +210,24 @@ func (st *s3Store) deleteMany(ctx context.Context, keys []string) error {
 			return st.deleteEach(ctx, keys[start:])
 		}
 		if err != nil {
-			return newError("delete", fmt.Sprintf("%s (%d keys from %s)", st.base, len(batch), batch[0]), err)
+			return cloud.NewError("delete", fmt.Sprintf("%s (%d keys from %s)", st.base, len(batch), batch[0]), err)
 		}
 		for _, e := range out.Errors {
 			if aws.ToString(e.Code) == "NoSuchKey" {
 				continue
 			}
-			errs = append(errs, newError("delete", st.base+"/"+aws.ToString(e.Key),
+			errs = append(errs, cloud.NewError("delete", st.base+"/"+aws.ToString(e.Key),
 				&smithy.GenericAPIError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}))
 		}
 	}
-	return joinErrors(errs)
+	return bucket.JoinErrors(errs)
 }
 
 // deleteOne uses DeleteObject: one request as well, and supported by every
 // S3-compatible store (gocloud's Delete would add a HEAD first).
 func (st *s3Store) deleteOne(ctx context.Context, key string) error {
-	_, err := st.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.bucket), Key: aws.String(key)})
-	return ignoreMissing(newError("delete", st.base+"/"+key, err))
+	_, err := st.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(st.bucket), Key: aws.String(key)})
+	return bucket.IgnoreMissing(cloud.NewError("delete", st.base+"/"+key, err))
 }
 
 func (st *s3Store) deleteEach(ctx context.Context, keys []string) error {
@@ -255,7 +236,7 @@ func (st *s3Store) deleteEach(ctx context.Context, keys []string) error {
 		errs []error
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
+	g.SetLimit(bucket.DeleteConcurrency)
 	for _, key := range keys {
 		g.Go(func() error {
 			if err := st.deleteOne(gctx, key); err != nil {
@@ -267,14 +248,14 @@ func (st *s3Store) deleteEach(ctx context.Context, keys []string) error {
 		})
 	}
 	_ = g.Wait()
-	return joinErrors(errs)
+	return bucket.JoinErrors(errs)
 }
 
 // withContentMD5 adds a Content-MD5 header to a request with a seekable
 // body. DeleteObjects requires an integrity header; the SDK now sends only
 // a CRC32 checksum, which many S3-compatible stores (older MinIO, Ceph,
 // ...) do not accept in place of Content-MD5.
-func withContentMD5(o *s3.Options) {
+func withContentMD5(o *awss3.Options) {
 	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
 		// The Build step runs after serialization (the body exists) and
 		// before signing (the header is signed with the rest).

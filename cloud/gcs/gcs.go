@@ -1,4 +1,4 @@
-package cloud
+package gcs
 
 import (
 	"context"
@@ -15,16 +15,24 @@ import (
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
+
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/cloud/internal/bucket"
+	"github.com/gbc-backup/gbc/cloud/internal/stall"
 )
+
+func init() {
+	cloud.Register(cloud.Provider{Scheme: "gs", Open: open, Classify: classify, Summary: summary})
+}
 
 // gcsMaxAttempts bounds the storage client's own retries of one request.
 const gcsMaxAttempts = 4
 
-// openGCS returns the gs:// provider. The storage client, and with it the
+// open returns the gs:// provider. The storage client, and with it the
 // search for Application Default Credentials (which on a machine outside
 // Google Cloud probes the metadata server over the network), is made on
 // first use, not here.
-func openGCS(bucket string, opts Options) (Store, error) {
+func open(_ context.Context, bucketName string, opts cloud.Options) (cloud.Store, error) {
 	var copts []option.ClientOption
 	if opts.EndpointURL != "" {
 		ep, err := gcsEndpoint(opts.EndpointURL)
@@ -46,7 +54,7 @@ func openGCS(bucket string, opts Options) (Store, error) {
 	}
 	emulator := os.Getenv("STORAGE_EMULATOR_HOST") != ""
 	streak := new(failStreak)
-	return openGCSWith(bucket, opts, streak, func(ctx context.Context) (*storage.Client, error) {
+	return openWith(bucketName, opts, streak, func(ctx context.Context) (*storage.Client, error) {
 		// The stall watchdog sits under the authenticating transport, so
 		// that every request to the store has it; the storage client takes
 		// a ready-made client as is, so the authentication the client would
@@ -55,7 +63,7 @@ func openGCS(bucket string, opts Options) (Store, error) {
 		if emulator {
 			topts = append(topts, option.WithoutAuthentication())
 		}
-		base := &streakTransport{base: httpClient(opts.IOTimeout).Transport, streak: streak}
+		base := &streakTransport{base: stall.Client(opts.IOTimeout).Transport, streak: streak}
 		tr, err := htransport.NewTransport(ctx, base, topts...)
 		if err != nil {
 			return nil, err
@@ -64,24 +72,24 @@ func openGCS(bucket string, opts Options) (Store, error) {
 	}), nil
 }
 
-// openGCSWith builds the provider over a client made by newClient on first
+// openWith builds the provider over a client made by newClient on first
 // use; tests pass an in-process fake's client. streak is told of every
 // failed attempt, and should be told of every answer by the client's
 // transport (streakTransport).
-func openGCSWith(bucket string, opts Options, streak *failStreak, newClient func(context.Context) (*storage.Client, error)) Store {
-	partSize := opts.partSize()
+func openWith(bucketName string, opts cloud.Options, streak *failStreak, newClient func(context.Context) (*storage.Client, error)) cloud.Store {
+	partSize := bucket.PartSize(opts)
 	retryLimit := opts.RetryTimeout
 	if retryLimit <= 0 {
-		retryLimit = DefaultRetryTimeout
+		retryLimit = cloud.DefaultRetryTimeout
 	}
-	return &bucketStore{
-		base: "gs://" + bucket,
-		open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
+	return &bucket.Store{
+		Base: "gs://" + bucketName,
+		Open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
 			client, err := newClient(ctx)
 			if err != nil {
 				// NewClient fails only on configuration: unreadable or
 				// missing credentials, a bad option.
-				return nil, nil, &credentialsError{err}
+				return nil, nil, &cloud.CredentialsError{Err: err}
 			}
 			// Writes that overwrite are not idempotent in GCS's eyes, so
 			// by default a failed chunk fails the upload. Ours are safe to
@@ -98,21 +106,21 @@ func openGCSWith(bucket string, opts Options, streak *failStreak, newClient func
 				storage.WithErrorFunc(func(err error) bool {
 					return storage.ShouldRetry(err) && streak.fail() < retryLimit
 				}))
-			b, err := gcsblob.OpenBucket(ctx, nil, bucket, &gcsblob.Options{Client: client})
+			b, err := gcsblob.OpenBucket(ctx, nil, bucketName, &gcsblob.Options{Client: client})
 			if err != nil {
 				_ = client.Close()
 				return nil, nil, err
 			}
 			return b, client.Close, nil
 		},
-		readerTag: func(r *blob.Reader) string {
+		ReaderTag: func(r *blob.Reader) string {
 			var sr *storage.Reader
 			if r.As(&sr) && sr.Attrs.Generation != 0 {
 				return strconv.FormatInt(sr.Attrs.Generation, 10)
 			}
 			return ""
 		},
-		writerOptions: func(po PutOptions) *blob.WriterOptions {
+		WriterOptions: func(po cloud.PutOptions) *blob.WriterOptions {
 			// GCS has no part limit: a resumable upload sends ChunkSize
 			// (BufferSize) bytes at a time, buffered in memory, one chunk
 			// in flight per object.
@@ -120,7 +128,7 @@ func openGCSWith(bucket string, opts Options, streak *failStreak, newClient func
 				ContentType: "application/octet-stream",
 				Metadata:    po.Metadata,
 				IfNotExist:  po.IfNotExists,
-				BufferSize:  int(partSizeFor(partSize, po.SizeHint, gcsNoChunkLimit)),
+				BufferSize:  int(bucket.PartSizeFor(partSize, po.SizeHint, gcsNoChunkLimit)),
 			}
 		},
 	}

@@ -1,4 +1,4 @@
-package cloud
+package s3
 
 import (
 	"context"
@@ -6,8 +6,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/gbc-backup/gbc/cloud"
 )
 
 // sweepStale aborts the incomplete multipart uploads under prefix that
@@ -16,8 +18,8 @@ import (
 // is completed or aborted. Sizes come from ListParts, one request per
 // stale upload: there are few, and the report is what tells the operator
 // what they cost.
-func (st *s3Store) sweepStale(ctx context.Context, prefix string, opts SweepOptions) (SweepResult, error) {
-	res := SweepResult{What: "multipart uploads"}
+func (st *s3Store) sweepStale(ctx context.Context, prefix string, opts cloud.SweepOptions) (cloud.SweepResult, error) {
+	res := cloud.SweepResult{What: "multipart uploads"}
 	seen, err := st.sweepUploads(ctx, prefix, prefix, opts, &res)
 	if err == nil && seen == 0 && prefix != "" {
 		// MinIO takes the prefix of ListMultipartUploads for the exact
@@ -32,13 +34,13 @@ func (st *s3Store) sweepStale(ctx context.Context, prefix string, opts SweepOpti
 
 // sweepUploads lists uploads by listPrefix, page by page, and sweeps those
 // whose key starts with prefix. It returns how many of those it saw.
-func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, opts SweepOptions, res *SweepResult) (int, error) {
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(st.bucket)}
+func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, opts cloud.SweepOptions, res *cloud.SweepResult) (int, error) {
+	in := &awss3.ListMultipartUploadsInput{Bucket: aws.String(st.bucket)}
 	if listPrefix != "" {
 		in.Prefix = aws.String(listPrefix)
 	}
 	seen := 0
-	pages := s3.NewListMultipartUploadsPaginator(st.client, in)
+	pages := awss3.NewListMultipartUploadsPaginator(st.client, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if noSuchUpload(err) {
@@ -47,7 +49,7 @@ func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, 
 			return seen, nil
 		}
 		if err != nil {
-			return seen, newError("list uploads", st.base+"/"+prefix, err)
+			return seen, cloud.NewError("list uploads", st.base+"/"+prefix, err)
 		}
 		for _, u := range page.Uploads {
 			key, id := aws.ToString(u.Key), aws.ToString(u.UploadId)
@@ -61,7 +63,7 @@ func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, 
 			}
 			size, err := st.uploadSize(ctx, key, id)
 			if err == nil && !opts.DryRun {
-				_, err = st.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				_, err = st.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
 					Bucket: aws.String(st.bucket), Key: aws.String(key), UploadId: aws.String(id),
 				})
 			}
@@ -69,7 +71,7 @@ func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, 
 				continue // completed or aborted meanwhile
 			}
 			if err != nil {
-				return seen, newError("abort upload", st.base+"/"+key, err)
+				return seen, cloud.NewError("abort upload", st.base+"/"+key, err)
 			}
 			res.Count++
 			res.Bytes += size
@@ -81,7 +83,7 @@ func (st *s3Store) sweepUploads(ctx context.Context, listPrefix, prefix string, 
 // uploadSize sums the sizes of the parts an upload holds.
 func (st *s3Store) uploadSize(ctx context.Context, key, id string) (int64, error) {
 	var size int64
-	pages := s3.NewListPartsPaginator(st.client, &s3.ListPartsInput{
+	pages := awss3.NewListPartsPaginator(st.client, &awss3.ListPartsInput{
 		Bucket: aws.String(st.bucket), Key: aws.String(key), UploadId: aws.String(id),
 	})
 	for pages.HasMorePages() {

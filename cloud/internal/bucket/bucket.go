@@ -1,4 +1,4 @@
-package cloud
+package bucket
 
 import (
 	"context"
@@ -9,42 +9,45 @@ import (
 
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/cloud/internal/contract"
 )
 
-// deleteConcurrency bounds the single-object deletes in flight for
+// DeleteConcurrency bounds the single-object deletes in flight for
 // providers without a batch delete (GCS, Azure): enough to hide latency,
 // few enough not to be throttled.
-const deleteConcurrency = 16
+const DeleteConcurrency = 16
 
-// bucketStore adapts a gocloud *blob.Bucket (S3, GCS, Azure) to Store. The
-// providers differ only in the hooks below; everything else (key checks,
-// abort on failure, classification, listing) is shared.
-type bucketStore struct {
-	// base names the bucket in messages, e.g. "s3://bucket".
-	base string
+// Store adapts a gocloud *blob.Bucket (S3, GCS, Azure) to cloud.Store.
+// The providers differ only in the hooks below; everything else (key
+// checks, abort on failure, classification, listing) is shared.
+type Store struct {
+	// Base names the bucket in messages, e.g. "s3://bucket".
+	Base string
 
-	// open makes the *blob.Bucket and returns a function that releases
-	// whatever it made. It runs on first use rather than in Open, so that
-	// a process that needs no store (or fails earlier) pays nothing, and
-	// so that Open never touches the network.
-	open func(ctx context.Context) (*blob.Bucket, func() error, error)
+	// Open makes the *blob.Bucket and returns a function that releases
+	// whatever it made. It runs on first use rather than in cloud.Open, so
+	// that a process that needs no store (or fails earlier) pays nothing,
+	// and so that cloud.Open never touches the network.
+	Open func(ctx context.Context) (*blob.Bucket, func() error, error)
 
-	// writerOptions returns the gocloud options for one Put, with the
+	// WriterOptions returns the gocloud options for one Put, with the
 	// provider's part size, concurrency and encryption settings.
-	writerOptions func(PutOptions) *blob.WriterOptions
+	WriterOptions func(cloud.PutOptions) *blob.WriterOptions
 
-	// deleteMany, when set, deletes keys in batches (S3); otherwise
-	// deletes go one by one, deleteConcurrency at a time.
-	deleteMany func(ctx context.Context, keys []string) error
+	// DeleteMany, when set, deletes keys in batches (S3); otherwise
+	// deletes go one by one, DeleteConcurrency at a time.
+	DeleteMany func(ctx context.Context, keys []string) error
 
-	// readerTag returns the version tag of the object a reader reads
+	// ReaderTag returns the version tag of the object a reader reads
 	// (S3's and Azure's ETag, GCS's generation), from its response;
-	// unset or "" when there is none. See objectVersion.
-	readerTag func(*blob.Reader) string
+	// unset or "" when there is none. See contract.Version.
+	ReaderTag func(*blob.Reader) string
 
-	// sweepStale, when set, removes the leftovers of killed Puts (S3's
-	// incomplete multipart uploads); see StaleSweeper.
-	sweepStale func(ctx context.Context, prefix string, opts SweepOptions) (SweepResult, error)
+	// Sweep, when set, removes the leftovers of killed Puts (S3's
+	// incomplete multipart uploads); see cloud.StaleSweeper.
+	Sweep func(ctx context.Context, prefix string, opts cloud.SweepOptions) (cloud.SweepResult, error)
 
 	mu      sync.Mutex
 	bucket  *blob.Bucket
@@ -52,20 +55,20 @@ type bucketStore struct {
 	closed  bool
 }
 
-func (s *bucketStore) url(key string) string {
+func (s *Store) url(key string) string {
 	if key == "" {
-		return s.base
+		return s.Base
 	}
-	return s.base + "/" + key
+	return s.Base + "/" + key
 }
 
-func (s *bucketStore) fail(op, key string, err error) error {
-	return newError(op, s.url(key), err)
+func (s *Store) fail(op, key string, err error) error {
+	return cloud.NewError(op, s.url(key), err)
 }
 
 // get returns the bucket, opening it on first use. A failed open is tried
 // again by the next call: it may have been a passing failure.
-func (s *bucketStore) get(ctx context.Context) (*blob.Bucket, error) {
+func (s *Store) get(ctx context.Context) (*blob.Bucket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -75,7 +78,7 @@ func (s *bucketStore) get(ctx context.Context) (*blob.Bucket, error) {
 		// The client outlives this call: some SDKs keep the context they
 		// were made with (e.g. for token refreshes), so it must not be
 		// one that the first caller cancels when done.
-		b, release, err := s.open(context.WithoutCancel(ctx))
+		b, release, err := s.Open(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -84,12 +87,12 @@ func (s *bucketStore) get(ctx context.Context) (*blob.Bucket, error) {
 	return s.bucket, nil
 }
 
-// Put implements Store.
-func (s *bucketStore) Put(ctx context.Context, key string, r Body, opts PutOptions) error {
-	if err := checkKey(key); err != nil {
+// Put implements cloud.Store.
+func (s *Store) Put(ctx context.Context, key string, r cloud.Body, opts cloud.PutOptions) error {
+	if err := contract.CheckKey(key); err != nil {
 		return s.fail("put", key, err)
 	}
-	if err := checkMetadata(opts.Metadata); err != nil {
+	if err := contract.CheckMetadata(opts.Metadata); err != nil {
 		return s.fail("put", key, err)
 	}
 	b, err := s.get(ctx)
@@ -110,24 +113,14 @@ func (s *bucketStore) Put(ctx context.Context, key string, r Body, opts PutOptio
 	defer cancel()
 	src := &sourceReader{r: r, ctx: ctx, cancel: cancel}
 	opts.SizeHint = sizeHint(r, opts)
-	err = b.Upload(wctx, key, src, s.writerOptions(opts))
+	err = b.Upload(wctx, key, src, s.WriterOptions(opts))
 	if src.err != nil {
 		// The source failed, not the store: say so, and keep the
 		// source's own classification (if any).
-		return &Error{Op: "put", URL: s.url(key), Kind: kindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
+		return &cloud.Error{Op: "put", URL: s.url(key), Kind: cloud.KindOf(src.err), Err: fmt.Errorf("reading source: %w", src.err)}
 	}
 	if err != nil {
 		return s.fail("put", key, err)
-	}
-	return nil
-}
-
-// kindOf returns the sentinel err already carries, if any.
-func kindOf(err error) error {
-	for _, k := range []error{ErrNotFound, ErrExists, ErrPermission, ErrTransient} {
-		if errors.Is(err, k) {
-			return k
-		}
 	}
 	return nil
 }
@@ -156,20 +149,20 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Get implements Store.
-func (s *bucketStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+// Get implements cloud.Store.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return s.GetRange(ctx, key, 0, -1)
 }
 
-// GetRange implements Store. Each provider answers a range that starts
+// GetRange implements cloud.Store. Each provider answers a range that starts
 // past the end in its own way (S3 and Azure with 416, some emulators with
 // nothing); whatever the failure, an object that exists and ends before
 // offset gives the empty stream the contract promises.
-func (s *bucketStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if err := checkKey(key); err != nil {
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := contract.CheckKey(key); err != nil {
 		return nil, s.fail("get", key, err)
 	}
-	if err := checkRange(offset); err != nil {
+	if err := contract.CheckRange(offset); err != nil {
 		return nil, s.fail("get", key, err)
 	}
 	b, err := s.get(ctx)
@@ -187,7 +180,7 @@ func (s *bucketStore) GetRange(ctx context.Context, key string, offset, length i
 	r, err := b.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
 		err = s.fail("get", key, err)
-		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrPermission) {
+		if !errors.Is(err, cloud.ErrNotFound) && !errors.Is(err, cloud.ErrPermission) {
 			if a, aerr := b.Attributes(ctx, key); aerr == nil && offset >= a.Size {
 				return emptyStream{}, nil
 			}
@@ -201,7 +194,7 @@ func (s *bucketStore) GetRange(ctx context.Context, key string, offset, length i
 // a caller can tell a dropped connection (worth a retry) from the rest.
 type bucketReader struct {
 	r   *blob.Reader
-	s   *bucketStore
+	s   *Store
 	key string
 }
 
@@ -213,42 +206,42 @@ func (r *bucketReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// version implements versioned. gocloud's Size is the whole object's,
-// also for a range.
-func (r *bucketReader) version() (objectVersion, bool) {
-	v := objectVersion{size: r.r.Size(), modTime: r.r.ModTime()}
-	if r.s.readerTag != nil {
-		v.tag = r.s.readerTag(r.r)
+// ObjectVersion implements contract.Versioned. gocloud's Size is the
+// whole object's, also for a range.
+func (r *bucketReader) ObjectVersion() (contract.Version, bool) {
+	v := contract.Version{Size: r.r.Size(), ModTime: r.r.ModTime()}
+	if r.s.ReaderTag != nil {
+		v.Tag = r.s.ReaderTag(r.r)
 	}
 	return v, true
 }
 
 func (r *bucketReader) Close() error { return r.r.Close() }
 
-// Stat implements Store.
-func (s *bucketStore) Stat(ctx context.Context, key string) (Attrs, error) {
-	if err := checkKey(key); err != nil {
-		return Attrs{}, s.fail("stat", key, err)
+// Stat implements cloud.Store.
+func (s *Store) Stat(ctx context.Context, key string) (cloud.Attrs, error) {
+	if err := contract.CheckKey(key); err != nil {
+		return cloud.Attrs{}, s.fail("stat", key, err)
 	}
 	b, err := s.get(ctx)
 	if err != nil {
-		return Attrs{}, s.fail("stat", key, err)
+		return cloud.Attrs{}, s.fail("stat", key, err)
 	}
 	a, err := b.Attributes(ctx, key)
 	if err != nil {
-		return Attrs{}, s.fail("stat", key, err)
+		return cloud.Attrs{}, s.fail("stat", key, err)
 	}
 	md := a.Metadata
 	if md == nil {
 		md = map[string]string{}
 	}
-	return Attrs{Key: key, Size: a.Size, ModTime: a.ModTime, Metadata: md}, nil
+	return cloud.Attrs{Key: key, Size: a.Size, ModTime: a.ModTime, Metadata: md}, nil
 }
 
-// List implements Store. gocloud fetches one page (1,000 keys) at a time,
+// List implements cloud.Store. gocloud fetches one page (1,000 keys) at a time,
 // and every provider lists in lexical (byte) order.
-func (s *bucketStore) List(ctx context.Context, prefix string, fn func(Attrs) error) error {
-	if err := checkPrefix(prefix); err != nil {
+func (s *Store) List(ctx context.Context, prefix string, fn func(cloud.Attrs) error) error {
+	if err := contract.CheckPrefix(prefix); err != nil {
 		return s.fail("list", prefix, err)
 	}
 	b, err := s.get(ctx)
@@ -267,24 +260,24 @@ func (s *bucketStore) List(ctx context.Context, prefix string, fn func(Attrs) er
 		if obj.IsDir {
 			continue
 		}
-		if err := fn(Attrs{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}); err != nil {
+		if err := fn(cloud.Attrs{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}); err != nil {
 			return err
 		}
 	}
 }
 
-// Delete implements Store.
-func (s *bucketStore) Delete(ctx context.Context, keys ...string) error {
+// Delete implements cloud.Store.
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	for _, key := range keys {
-		if err := checkKey(key); err != nil {
+		if err := contract.CheckKey(key); err != nil {
 			return s.fail("delete", key, err)
 		}
 	}
-	if s.deleteMany != nil {
-		return s.deleteMany(ctx, keys)
+	if s.DeleteMany != nil {
+		return s.DeleteMany(ctx, keys)
 	}
 	b, err := s.get(ctx)
 	if err != nil {
@@ -295,13 +288,13 @@ func (s *bucketStore) Delete(ctx context.Context, keys ...string) error {
 		errs []error
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
+	g.SetLimit(DeleteConcurrency)
 	for _, key := range keys {
 		if gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			err := ignoreMissing(s.fail("delete", key, b.Delete(gctx, key)))
+			err := IgnoreMissing(s.fail("delete", key, b.Delete(gctx, key)))
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -316,13 +309,13 @@ func (s *bucketStore) Delete(ctx context.Context, keys ...string) error {
 	if err := ctx.Err(); err != nil && len(errs) == 0 {
 		return s.fail("delete", keys[0], err)
 	}
-	return joinErrors(errs)
+	return JoinErrors(errs)
 }
 
-// ignoreMissing drops "no such object": deleting it was the goal. A missing
+// IgnoreMissing drops "no such object": deleting it was the goal. A missing
 // bucket, however, is a misconfiguration worth reporting.
-func ignoreMissing(err error) error {
-	if errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNoBucket) {
+func IgnoreMissing(err error) error {
+	if errors.Is(err, cloud.ErrNotFound) && !errors.Is(err, cloud.ErrNoBucket) {
 		return nil
 	}
 	return err
@@ -332,7 +325,9 @@ func ignoreMissing(err error) error {
 // out; the rest are counted.
 const maxReportedErrors = 10
 
-func joinErrors(errs []error) error {
+// JoinErrors joins the failures of a batch delete, the first
+// maxReportedErrors of them spelt out.
+func JoinErrors(errs []error) error {
 	if len(errs) <= maxReportedErrors {
 		return errors.Join(errs...)
 	}
@@ -341,8 +336,8 @@ func joinErrors(errs []error) error {
 	return errors.Join(head...)
 }
 
-// Close implements Store.
-func (s *bucketStore) Close() error {
+// Close implements cloud.Store.
+func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -359,4 +354,18 @@ func (s *bucketStore) Close() error {
 		}
 	}
 	return err
+}
+
+// emptyStream is the stream of a range outside the object.
+type emptyStream struct{}
+
+func (emptyStream) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyStream) Close() error             { return nil }
+
+// sizeHint is opts.SizeHint, or the body's length when that is unset.
+func sizeHint(b cloud.Body, opts cloud.PutOptions) int64 {
+	if opts.SizeHint > 0 {
+		return opts.SizeHint
+	}
+	return max(b.Length(), 0)
 }

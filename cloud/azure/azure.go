@@ -1,4 +1,4 @@
-package cloud
+package azure
 
 import (
 	"context"
@@ -16,7 +16,15 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
+
+	"github.com/gbc-backup/gbc/cloud"
+	"github.com/gbc-backup/gbc/cloud/internal/bucket"
+	"github.com/gbc-backup/gbc/cloud/internal/stall"
 )
+
+func init() {
+	cloud.Register(cloud.Provider{Scheme: "azblob", Open: open, Classify: classify, Summary: summary})
+}
 
 const (
 	// azureMaxBlocks is Azure's limit on the blocks of one block blob.
@@ -25,7 +33,7 @@ const (
 	azureMaxBlockSize = 4000 << 20
 )
 
-// openAzure returns the azblob:// provider. Credentials come from the
+// open returns the azblob:// provider. Credentials come from the
 // environment only, in this order:
 //
 //   - AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGEBLOB_CONNECTIONSTRING);
@@ -41,28 +49,28 @@ const (
 // endpoint without a path whose host does not start with the account name
 // gets "/<account>" appended, which is how Azurite addresses accounts.
 // Nothing here touches the network.
-func openAzure(containerName string, opts Options) (Store, error) {
+func open(_ context.Context, containerName string, opts cloud.Options) (cloud.Store, error) {
 	client, err := azureContainerClient(containerName, opts.EndpointURL, opts.IOTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("azblob: %w", err)
 	}
-	partSize := opts.partSize()
-	concurrency := opts.concurrency()
-	return &bucketStore{
-		base: "azblob://" + containerName,
-		open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
+	partSize := bucket.PartSize(opts)
+	concurrency := bucket.Concurrency(opts)
+	return &bucket.Store{
+		Base: "azblob://" + containerName,
+		Open: func(ctx context.Context) (*blob.Bucket, func() error, error) {
 			b, err := azureblob.OpenBucket(ctx, client, nil)
 			return b, nil, err
 		},
-		readerTag: func(r *blob.Reader) string {
+		ReaderTag: func(r *blob.Reader) string {
 			var resp azblobblob.DownloadStreamResponse
 			if r.As(&resp) && resp.ETag != nil {
 				return string(*resp.ETag)
 			}
 			return ""
 		},
-		writerOptions: func(po PutOptions) *blob.WriterOptions {
-			block := min(partSizeFor(partSize, po.SizeHint, azureMaxBlocks), azureMaxBlockSize)
+		WriterOptions: func(po cloud.PutOptions) *blob.WriterOptions {
+			block := min(bucket.PartSizeFor(partSize, po.SizeHint, azureMaxBlocks), azureMaxBlockSize)
 			wo := &blob.WriterOptions{
 				ContentType:    "application/octet-stream",
 				Metadata:       po.Metadata,
@@ -87,8 +95,8 @@ func openAzure(containerName string, opts Options) (Store, error) {
 }
 
 func azureContainerClient(containerName, endpoint string, ioTimeout time.Duration) (*container.Client, error) {
-	// Every request goes through the stall watchdog (see stallTransport).
-	copts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient(ioTimeout)}}
+	// Every request goes through the stall watchdog (see package stall).
+	copts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: stall.Client(ioTimeout)}}
 	connStr := os.Getenv("AZURE_STORAGE_CONNECTION_STRING")
 	if connStr == "" {
 		connStr = os.Getenv("AZURE_STORAGEBLOB_CONNECTIONSTRING")
