@@ -246,7 +246,13 @@ func (s *fileStore) createTemp(dir, base string) (*os.File, error) {
 	var lastErr error
 	for range 5 {
 		if err := s.mkdirAll(dir); err != nil {
-			return nil, err
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			// A delete pruned a parent while mkdirAll created it: try
+			// again, as for CreateTemp below.
+			lastErr = err
+			continue
 		}
 		f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 		if err == nil {
