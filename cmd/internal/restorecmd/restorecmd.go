@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,9 +15,9 @@ import (
 
 	"github.com/gbc-backup/gbc/catalog"
 	"github.com/gbc-backup/gbc/cmd/internal/cli"
+	"github.com/gbc-backup/gbc/cmd/internal/recoveryflags"
 	"github.com/gbc-backup/gbc/cmd/internal/render"
 	"github.com/gbc-backup/gbc/cmd/internal/snapshotenv"
-	"github.com/gbc-backup/gbc/pg"
 	"github.com/gbc-backup/gbc/restore"
 )
 
@@ -65,17 +64,12 @@ Examples:
 func Command() *cli.Command {
 	flags := append(cli.StoreFlags(), cli.JobsFlag(),
 		&ucli.StringSliceFlag{Name: "tablespace", Usage: "restore tablespace NAME (or OID) into LOCATION instead of its original place; repeatable", EnvVars: []string{"GBC_TABLESPACE"}},
-		cli.String("target-time", "recover up to this time, with a zone (\"2026-11-24 21:48:42+01\")", ""),
-		cli.String("target-lsn", "recover up to this WAL location (16/B374D848)", ""),
-		cli.String("target-xid", "recover up to this transaction id", ""),
-		cli.String("target-name", "recover up to this restore point (pg_create_restore_point)", ""),
-		cli.Bool("target-immediate", "stop as soon as the backup is consistent"),
-		cli.String("target-timeline", "recover along this timeline: current, latest or a number (PostgreSQL's default: latest)", ""),
-		cli.String("target-inclusive", "true: stop just after the target (PostgreSQL's default); false: just before it", ""),
-		cli.String("target-action", "at the target: pause, promote or shutdown (PostgreSQL's default: pause)", ""),
+	)
+	flags = append(flags, recoveryflags.TargetFlags()...)
+	flags = append(flags,
 		cli.Bool("no-recovery-config", "write no recovery.signal nor recovery settings (a standby's standby.signal is still left out)"),
 		cli.Bool("standby", "start the restored server as a standby (standby.signal), keeping the original's primary_conninfo and primary_slot_name: to build a replica; no recovery target"),
-		cli.String("wal-restore-command", "program (with options) to fetch WAL in restore_command, instead of this gbc's gbc-wal-restore", ""),
+		recoveryflags.WALRestoreFlag(),
 		cli.Bool("disable-archiving", "add archive_mode = off, so that a restored copy cannot archive into the original's store"),
 		cli.Bool("no-wal-check", "skip checking that the store holds the backup's WAL, from the same cluster"),
 		cli.Bool("delta", "restore over DEST_DIR, a stopped data directory of the backup's system: write only the blocks that differ, remove what the backup does not hold"),
@@ -103,7 +97,9 @@ func run(ctx context.Context, e *cli.Env) error {
 	if err != nil {
 		return cli.Usagef("DEST_DIR %q: %v", destArg, err)
 	}
-	target, err := targetFromFlags(e)
+	// Checked here too (Request.Check checks it again), so that a wrong
+	// target is reported before a wrong --tablespace, as it always was.
+	target, err := recoveryflags.Target(e, e.Bool("standby"))
 	if err != nil {
 		return err
 	}
@@ -135,7 +131,7 @@ func run(ctx context.Context, e *cli.Env) error {
 		return exitError(err)
 	}
 	if !req.NoRecoveryConfig {
-		if req.WALRestore, err = walRestoreProgram(e.String("wal-restore-command")); err != nil {
+		if req.WALRestore, err = recoveryflags.WALRestoreProgram(e.String("wal-restore-command")); err != nil {
 			return err
 		}
 	}
@@ -238,44 +234,6 @@ func logReport(l *cli.Logger, rep *restore.Report) {
 	l.Infof("start it with: pg_ctl -D %s start", rep.Dest)
 }
 
-// targetFromFlags reads the --target-* options.
-func targetFromFlags(e *cli.Env) (restore.Target, error) {
-	t := restore.Target{
-		XID:       e.String("target-xid"),
-		Name:      e.String("target-name"),
-		Immediate: e.Bool("target-immediate"),
-		Timeline:  e.String("target-timeline"),
-		Action:    e.String("target-action"),
-	}
-	if v := e.String("target-time"); v != "" {
-		tm, err := restore.ParseTime(v)
-		if err != nil {
-			return t, cli.Exit(cli.ExitUsage, err)
-		}
-		t.Time = tm
-	}
-	if v := e.String("target-lsn"); v != "" {
-		lsn, err := pg.ParseLSN(v)
-		if err != nil || lsn == 0 {
-			return t, cli.Usagef("--target-lsn %q: use a WAL location such as 16/B374D848", v)
-		}
-		t.LSN = lsn
-	}
-	if v := e.String("target-inclusive"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return t, cli.Usagef("--target-inclusive %q: use true or false", v)
-		}
-		t.Inclusive = &b
-	}
-	// Checked here too (Request.Check checks it again), so that a wrong
-	// target is reported before a wrong --tablespace, as it always was.
-	if err := t.CheckFor(e.Bool("standby")); err != nil {
-		return t, cli.Exit(cli.ExitUsage, err)
-	}
-	return t, nil
-}
-
 // parseTablespaces reads --tablespace NAME:LOCATION values.
 func parseTablespaces(values []string) (map[string]string, error) {
 	m := map[string]string{}
@@ -293,24 +251,6 @@ func parseTablespaces(values []string) (map[string]string, error) {
 		m[name] = filepath.Clean(loc)
 	}
 	return m, nil
-}
-
-// walRestoreProgram is the start of restore_command: the override as given,
-// or the gbc-wal-restore link beside this executable, or this multi-call
-// binary with the command name as first argument.
-func walRestoreProgram(override string) (string, error) {
-	if override != "" {
-		return override, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find this program's path for restore_command (give --wal-restore-command): %w", err)
-	}
-	link := filepath.Join(filepath.Dir(exe), "gbc-wal-restore")
-	if fi, err := os.Stat(link); err == nil && fi.Mode().IsRegular() {
-		return restore.ProgramCommand(link), nil
-	}
-	return restore.ProgramCommand(exe, "wal-restore"), nil
 }
 
 func nameSuffix(b *catalog.Backup) string {
