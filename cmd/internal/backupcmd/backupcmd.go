@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -229,7 +228,7 @@ func tuneGC() {
 // maxArchiveSize reads --max-archive-size, refusing as a usage error what
 // the backup would refuse only after connecting to the server.
 func maxArchiveSize(s string) (int64, error) {
-	n, err := parseSize(s)
+	n, err := cli.ParseSize(s)
 	if err == nil && n < backup.MinPartSize {
 		err = fmt.Errorf("%q is too small", s)
 	}
@@ -237,37 +236,6 @@ func maxArchiveSize(s string) (int64, error) {
 		return 0, cli.Usagef("--max-archive-size: %v: give a size of at least 1M, such as 1G or 512M (K, M, G, T: powers of 1024)", err)
 	}
 	return n, nil
-}
-
-// parseSize reads "1073741824", "1G", "512M", "512MiB", "2GB": the K, M, G
-// and T suffixes are powers of 1024, with or without B or iB.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(t, "iB"), "B"), "b")
-	mult := int64(1)
-	if t != "" {
-		switch strings.ToUpper(t[len(t)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		case "T":
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
 }
 
 // parseTags reads "k=v,k2=v2".

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -162,30 +160,15 @@ func samples(st walreceive.Status) []metrics.Sample {
 	return out
 }
 
-// parseSize reads --flush-size: bytes, with a K, M or G suffix (powers of
-// 1024).
+// parseSize reads --flush-size: a size as cli.ParseSize reads it, from
+// 64K to 1T.
 func parseSize(v string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(v), "iB"), "B")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 1 || n > (1<<40)/mult {
+	n, err := cli.ParseSize(v)
+	if err != nil || n > 1<<40 {
 		return 0, cli.Usagef("--flush-size %q: give a size such as 4M or 512K (K, M, G: powers of 1024)", v)
 	}
-	if n*mult < 64<<10 {
+	if n < 64<<10 {
 		return 0, cli.Usagef("--flush-size %q: give at least 64K", v)
 	}
-	return n * mult, nil
+	return n, nil
 }
