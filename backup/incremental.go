@@ -355,47 +355,32 @@ func (c *copier) sendWhole(a *archiveWriter, f *os.File, h *tar.Header, manName 
 	}
 	var crc uint32
 	var done int64
+	eof := false
 	for done < size {
 		want := min(int64(len(c.buf)), size-done)
-		n, rerr := io.ReadFull(f, c.buf[:want])
-		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
-			return fmt.Errorf("read %s: %w", f.Name(), rerr)
+		n := 0
+		if !eof {
+			var rerr error
+			n, rerr = io.ReadFull(f, c.buf[:want])
+			if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
+				return fmt.Errorf("read %s: %w", f.Name(), rerr)
+			}
+			eof = int64(n) < want
 		}
-		if int64(n) < want {
-			// Truncated while read: pad to the size in the header, as
-			// BASE_BACKUP does; WAL replay rewrites what changed.
-			clear(c.buf[n:want])
-			n = int(want)
-			rerr = io.EOF
-		}
-		chunk := c.buf[:n]
+		// Truncated while read: pad to the size in the header with
+		// zeros, as BASE_BACKUP does; WAL replay rewrites what changed.
+		clear(c.buf[n:want])
+		chunk := c.buf[:want]
 		crc = crc32.Update(crc, castagnoli, chunk)
 		if hashes != nil {
-			for i := 0; i+pg.BlockSize <= n; i += pg.BlockSize {
+			for i := int64(0); i+pg.BlockSize <= want; i += pg.BlockSize {
 				hashes = append(hashes, blockmap.Hash(chunk[i:i+pg.BlockSize]))
 			}
 		}
 		if _, err := a.Write(chunk); err != nil {
 			return err
 		}
-		done += int64(n)
-		if rerr == io.EOF {
-			// Every later read is zeros too.
-			for done < size {
-				m := min(int64(len(c.buf)), size-done)
-				clear(c.buf[:m])
-				crc = crc32.Update(crc, castagnoli, c.buf[:m])
-				if hashes != nil {
-					for i := int64(0); i+pg.BlockSize <= m; i += pg.BlockSize {
-						hashes = append(hashes, blockmap.Hash(c.buf[i:i+pg.BlockSize]))
-					}
-				}
-				if _, err := a.Write(c.buf[:m]); err != nil {
-					return err
-				}
-				done += m
-			}
-		}
+		done += want
 	}
 	c.man.AddFile(manName, size, mtime, crc)
 	if hashes == nil {

@@ -433,8 +433,6 @@ func (rt *retarrer) relation(h *tar.Header, r io.Reader, manName string) error {
 			if _, err := rt.spool.Write(block); err != nil {
 				return fmt.Errorf("block spool: %w", err)
 			}
-		} else {
-			hashes[b] = pe.Hashes[b]
 		}
 	}
 	ih := pg.IncrementalHeader{Blocks: changed, TruncationBlockLength: uint32(nblocks)}
