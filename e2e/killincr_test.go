@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -65,34 +63,7 @@ func TestKillIncremental(t *testing.T) {
 	}
 
 	// A killed chain restore leaves nothing that could be started.
-	start = time.Now()
-	dest := pg.NewEmptyDataDir(t)
-	bkRun(t, pg, st, "gbc-restore", []string{"--no-recovery-config"}, bkServer, last.ID, dest)
-	full := time.Since(start)
-	killed = 0
-	for i := range points {
-		d := pg.NewEmptyDataDir(t)
-		cmd := pg.Command(t, harness.Bin(t, "gbc-restore"), st.Argv("", []string{"--no-recovery-config"}, bkServer, last.ID, d)[1:]...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(full))))
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		err := cmd.Wait()
-		if !wasKilled(cmd) {
-			if err != nil {
-				t.Fatalf("point %d: gbc-restore failed on its own: %v", i, err)
-			}
-			continue
-		}
-		killed++
-		if _, err := os.Stat(filepath.Join(d, "global", "pg_control")); err == nil {
-			t.Errorf("point %d: a killed chain restore left global/pg_control in %s", i, d)
-		}
-	}
-	if killed == 0 {
-		t.Errorf("no chain restore was killed before it ended: the loop proved nothing")
-	}
+	killRestores(t, pg, st, rng, last.ID, points)
 
 	// After all that, the chain restores to the source as it was.
 	r := rstRestore(t, pg, st, last.ID, "--target-immediate", "--target-action", "promote")

@@ -134,42 +134,7 @@ func killBackupRestoreDelete(t *testing.T, st harness.Store, rng *rand.Rand) {
 	// gbc-restore: a killed restore leaves nothing that could be started
 	// half-restored (global/pg_control is written last), and a restore
 	// into a fresh directory completes.
-	start = time.Now()
-	bkRun(t, pg, st, "gbc-restore", []string{"--no-recovery-config"}, bkServer, last.ID, pg.NewEmptyDataDir(t))
-	full = time.Since(start)
-	killed = 0
-	for i := range killPoints {
-		dest := pg.NewEmptyDataDir(t)
-		cmd := pg.Command(t, harness.Bin(t, "gbc-restore"), st.Argv("", []string{"--no-recovery-config"}, bkServer, last.ID, dest)[1:]...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(full))))
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		err := cmd.Wait()
-		if !wasKilled(cmd) {
-			if err != nil {
-				t.Fatalf("point %d: gbc-restore failed on its own: %v", i, err)
-			}
-			continue // it had finished: a complete restore
-		}
-		killed++
-		if _, err := os.Stat(filepath.Join(dest, "global", "pg_control")); err == nil {
-			// pg_control is renamed into place once everything else is
-			// durable: a restore killed after that, on its way out, is
-			// whole, which the server's own manifest check must confirm
-			// (its lock file aside, which a kill in the last
-			// milliseconds leaves).
-			out, err := pg.Command(t, "pg_verifybackup", "-n", "-i", restore.LockFile, dest).CombinedOutput()
-			if err != nil {
-				t.Errorf("point %d: a killed restore left global/pg_control in %s, which is not a whole restore: it could be started half-restored: %v\n%s", i, dest, err, out)
-			}
-		}
-	}
-	t.Logf("%d of %d restores killed before they ended", killed, killPoints)
-	if killed == 0 {
-		t.Errorf("no restore was killed before it ended: the loop proved nothing")
-	}
+	killRestores(t, pg, st, rng, last.ID, killPoints)
 
 	// gbc-backup-delete: killed while deleting a backup, then run again,
 	// it leaves a store whose records all read and whose DONE backups are
@@ -310,5 +275,48 @@ func checkDoneRecords(t *testing.T, s cloud.Store, checked map[string]bool, poin
 				t.Errorf("point %d: DONE backup %s: part %s holds %d bytes (%v), want %d with its recorded SHA-256", point, b.ID, p.Key, n, err, p.StoredSize)
 			}
 		}
+	}
+}
+
+// killRestores kills gbc-restore of backupID at points seeded random
+// moments, timed from one whole restore, and checks that none leaves a
+// directory that could be started half-restored: global/pg_control is
+// renamed into place once everything else is durable, so a directory that
+// has it must pass the server's own manifest check.
+func killRestores(t *testing.T, pg *harness.Cluster, st harness.Store, rng *rand.Rand, backupID string, points int) {
+	t.Helper()
+	start := time.Now()
+	bkRun(t, pg, st, "gbc-restore", []string{"--no-recovery-config"}, bkServer, backupID, pg.NewEmptyDataDir(t))
+	full := time.Since(start)
+	killed := 0
+	for i := range points {
+		dest := pg.NewEmptyDataDir(t)
+		cmd := pg.Command(t, harness.Bin(t, "gbc-restore"), st.Argv("", []string{"--no-recovery-config"}, bkServer, backupID, dest)[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err := cmd.Wait()
+		if !wasKilled(cmd) {
+			if err != nil {
+				t.Fatalf("point %d: gbc-restore failed on its own: %v", i, err)
+			}
+			continue // it had finished: a complete restore
+		}
+		killed++
+		if _, err := os.Stat(filepath.Join(dest, "global", "pg_control")); err == nil {
+			// A restore killed after the rename, on its way out, is
+			// whole (its lock file aside, which a kill in the last
+			// milliseconds leaves).
+			out, err := pg.Command(t, "pg_verifybackup", "-n", "-i", restore.LockFile, dest).CombinedOutput()
+			if err != nil {
+				t.Errorf("point %d: a killed restore left global/pg_control in %s, which is not a whole restore: it could be started half-restored: %v\n%s", i, dest, err, out)
+			}
+		}
+	}
+	t.Logf("%d of %d restores killed before they ended", killed, points)
+	if killed == 0 {
+		t.Errorf("no restore was killed before it ended: the loop proved nothing")
 	}
 }
